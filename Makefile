@@ -1,0 +1,50 @@
+# peerwire — common tasks. `make test` is what CI runs.
+GO        ?= go
+PKGS      ?= ./...
+FUZZTIME  ?= 30s
+BENCHTIME ?= 1s
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: all build test test-short lint fmt fuzz bench demo tools
+
+all: build
+
+build:
+	$(GO) build $(PKGS)
+	$(GO) build -o bin/peer ./cmd/peer
+
+## test: every test with the race detector (goroutine leaks fail tests via goleak).
+test:
+	$(GO) test -race -count=1 -timeout 12m $(PKGS)
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+## lint: go vet, staticcheck, gofmt and go mod tidy must all be clean.
+lint: tools
+	$(GO) vet $(PKGS)
+	"$$($(GO) env GOPATH)/bin/staticcheck" $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
+
+tools:
+	@test -x "$$($(GO) env GOPATH)/bin/staticcheck" || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## fuzz: run every fuzz target for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## bench: every benchmark, with allocations.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+## demo: the README's first command.
+demo:
+	$(GO) run ./cmd/peer demo

@@ -1,0 +1,223 @@
+package framing
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"time"
+)
+
+const (
+	// readBufferSize is the size of the Reader's buffer: large enough that a
+	// burst of small messages is taken from the stream in a few reads, small
+	// enough to keep one per stream.
+	readBufferSize = 64 << 10
+
+	// initialPayloadAlloc caps the first allocation for a payload. Larger
+	// payloads grow as their bytes arrive, so memory follows what the peer
+	// has actually sent rather than what its header claims.
+	initialPayloadAlloc = 64 << 10
+
+	// payloadGrowth is the factor by which a payload buffer grows once the
+	// bytes received have filled it. It bounds the memory committed to a
+	// message at about payloadGrowth times what has arrived, while keeping a
+	// 1 MiB message to three allocations (64 KiB, 256 KiB, 1 MiB) and a
+	// 16 MiB one to five.
+	payloadGrowth = 4
+
+	// maxConsecutiveEmptyReads is how many (0, nil) results from the source
+	// are tolerated before giving up with io.ErrNoProgress, as bufio does.
+	maxConsecutiveEmptyReads = 100
+)
+
+// errInvalidRead reports a source that returned a byte count outside
+// [0, len(p)], which would otherwise corrupt the buffer indices.
+var errInvalidRead = errors.New("framing: source returned an invalid count from Read")
+
+// Reader parses length-prefixed messages from an [io.Reader].
+//
+// It reads through an internal 64 KiB buffer, allocated on the first read,
+// and may therefore consume bytes from the source beyond the message it
+// returns. Payloads too large to benefit from the buffer are read directly
+// into the message.
+//
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	src    io.Reader
+	max    uint32
+	buf    []byte
+	r, w   int   // buf[r:w] holds bytes read from src but not yet consumed
+	srcErr error // error returned by src, surfaced once buf is drained
+	err    error // sticky error returned by ReadMessage
+}
+
+// NewReader returns a Reader that parses messages from r, rejecting any
+// message longer than maxSize bytes with a [*TooLargeError]. A maxSize of 0
+// means [DefaultMaxMessageSize].
+func NewReader(r io.Reader, maxSize uint32) *Reader {
+	return &Reader{src: r, max: effectiveMax(maxSize)}
+}
+
+// Buffered returns the number of bytes read from the source but not yet
+// returned as part of a message.
+func (r *Reader) Buffered() int {
+	return r.w - r.r
+}
+
+// ReadMessage returns the next message, in a newly allocated slice that the
+// caller owns. An empty message is returned as a non-nil empty slice.
+//
+// It returns [io.EOF] only when the source ends exactly at a message boundary,
+// and [io.ErrUnexpectedEOF] when the source ends inside a length prefix or a
+// payload. A message longer than the limit yields a [*TooLargeError] as soon
+// as its length has been read, without reading or allocating its payload.
+// Errors from the source are returned as they are.
+//
+// After an error, the Reader is no longer at a known message boundary, and
+// every later call returns the same error.
+func (r *Reader) ReadMessage() (msg []byte, err error) {
+	msg, _, err = r.readMessage(false)
+	return msg, err
+}
+
+// ReadMessageTimed is like [Reader.ReadMessage] and also returns the time at
+// which the message's 4-byte length was complete in the Reader. The caller
+// subtracts it from the time ReadMessageTimed returns to learn how long the
+// payload took to arrive; for a message that was already buffered in full,
+// that duration is close to zero.
+func (r *Reader) ReadMessageTimed() (msg []byte, headerAt time.Time, err error) {
+	return r.readMessage(true)
+}
+
+func (r *Reader) readMessage(timed bool) ([]byte, time.Time, error) {
+	if r.err != nil {
+		return nil, time.Time{}, r.err
+	}
+	msg, headerAt, err := r.next(timed)
+	if err != nil {
+		r.err = err
+		return nil, time.Time{}, err
+	}
+	return msg, headerAt, nil
+}
+
+func (r *Reader) next(timed bool) ([]byte, time.Time, error) {
+	if err := r.ensure(HeaderSize); err != nil {
+		if err == io.EOF && r.Buffered() > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, time.Time{}, err
+	}
+	var headerAt time.Time
+	if timed {
+		headerAt = time.Now()
+	}
+	size := binary.BigEndian.Uint32(r.buf[r.r:])
+	if size > r.max {
+		return nil, time.Time{}, &TooLargeError{Size: uint64(size), Max: uint64(r.max)}
+	}
+	r.r += HeaderSize
+	msg, err := r.readPayload(int(size))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return msg, headerAt, nil
+}
+
+// readPayload reads the n bytes following a header into a new slice of
+// length and capacity n.
+func (r *Reader) readPayload(n int) ([]byte, error) {
+	// Start with what is already buffered, or with a bounded first guess if
+	// the payload continues beyond the buffer.
+	msg := make([]byte, 0, min(n, max(r.Buffered(), initialPayloadAlloc)))
+	for {
+		take := min(n-len(msg), r.Buffered())
+		msg = growPayload(msg, take, n)
+		msg = append(msg, r.buf[r.r:r.r+take]...)
+		r.r += take
+		if len(msg) == n {
+			return msg, nil
+		}
+		if r.srcErr != nil {
+			return nil, unexpected(r.srcErr)
+		}
+		if n-len(msg) < readBufferSize {
+			// The remainder fits in the buffer: fill it, which also picks up
+			// whatever follows the message in the same read.
+			r.fill()
+			continue
+		}
+		// Large remainder: read straight into the message, growing it as
+		// bytes arrive so that memory follows data, not the header's claim.
+		msg = growPayload(msg, 1, n)
+		k, err := r.read(msg[len(msg):cap(msg)])
+		msg = msg[:len(msg)+k]
+		if err != nil {
+			r.srcErr = err
+		}
+	}
+}
+
+// growPayload returns msg with room for at least need more bytes, growing
+// its capacity by payloadGrowth but never beyond n, the final payload size.
+// Growing by hand rather than with append keeps the final capacity exactly n.
+func growPayload(msg []byte, need, n int) []byte {
+	if cap(msg)-len(msg) >= need {
+		return msg
+	}
+	grown := make([]byte, len(msg), min(n, max(payloadGrowth*cap(msg), len(msg)+need)))
+	copy(grown, msg)
+	return grown
+}
+
+// ensure makes at least n bytes (n <= readBufferSize) available in buf, or
+// returns the source's error once buffered bytes cannot satisfy n.
+func (r *Reader) ensure(n int) error {
+	for r.Buffered() < n {
+		if r.srcErr != nil {
+			return r.srcErr
+		}
+		r.fill()
+	}
+	return nil
+}
+
+// fill performs one read from the source into the free end of buf,
+// recording any error in srcErr.
+func (r *Reader) fill() {
+	if r.buf == nil {
+		r.buf = make([]byte, readBufferSize)
+	}
+	if r.r > 0 {
+		r.w = copy(r.buf, r.buf[r.r:r.w])
+		r.r = 0
+	}
+	n, err := r.read(r.buf[r.w:])
+	r.w += n
+	if err != nil {
+		r.srcErr = err
+	}
+}
+
+// read reads once from the source into p (len(p) > 0), retrying reads that
+// return neither data nor an error, and validating the count.
+func (r *Reader) read(p []byte) (int, error) {
+	for range maxConsecutiveEmptyReads {
+		n, err := r.src.Read(p)
+		if n < 0 || n > len(p) {
+			return 0, errInvalidRead
+		}
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+	return 0, io.ErrNoProgress
+}
+
+// unexpected converts io.EOF met inside a message into io.ErrUnexpectedEOF.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

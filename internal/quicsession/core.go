@@ -1,0 +1,436 @@
+// Package quicsession implements the session interface (internal/session) over QUIC with
+// quic-go: mutual TLS 1.3 with verification in peerwire's code, a dial that returns only once
+// the listener has accepted our certificate (HANDSHAKE_DONE), incoming connection attempts
+// surfaced at the ClientHello with their own accept/reject, and stream-capacity notifications.
+package quicsession
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlogwriter"
+
+	"github.com/peerwire/peerwire/certs"
+	"github.com/peerwire/peerwire/internal/session"
+)
+
+// Core is the QUIC implementation of session.Core. The zero value is not usable; use New.
+type Core struct {
+	mu     sync.Mutex
+	dialTr *quic.Transport // one UDP socket shared by every dial, created on first use
+	closed bool
+}
+
+var _ session.Core = (*Core)(nil)
+
+// New returns a QUIC core.
+func New() *Core { return &Core{} }
+
+// Name implements session.Core.
+func (c *Core) Name() string { return "quic" }
+
+// Close closes the socket used for dialing, and with it every dialed connection.
+func (c *Core) Close() error {
+	c.mu.Lock()
+	tr := c.dialTr
+	c.dialTr, c.closed = nil, true
+	c.mu.Unlock()
+	if tr != nil {
+		return closeTransport(tr)
+	}
+	return nil
+}
+
+func closeTransport(tr *quic.Transport) error {
+	err := tr.Close()
+	if cerr := tr.Conn.Close(); err == nil && !errors.Is(cerr, net.ErrClosed) {
+		err = cerr
+	}
+	return err
+}
+
+func (c *Core) dialTransport() (*quic.Transport, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, net.ErrClosed
+	}
+	if c.dialTr == nil {
+		udp, err := net.ListenUDP("udp", nil)
+		if err != nil {
+			return nil, err
+		}
+		c.dialTr = &quic.Transport{Conn: udp}
+	}
+	return c.dialTr, nil
+}
+
+// quicConfig maps the session config onto quic-go's.
+func quicConfig(cfg *session.Config) *quic.Config {
+	qc := &quic.Config{
+		HandshakeIdleTimeout:       cfg.Handshake(),
+		MaxIdleTimeout:             cfg.Idle(),
+		KeepAlivePeriod:            cfg.KeepAlive(),
+		MaxStreamReceiveWindow:     cfg.StreamWindow(),
+		MaxConnectionReceiveWindow: cfg.ConnectionWindow(),
+		MaxIncomingStreams:         cfg.IncomingStreams(),
+		MaxIncomingUniStreams:      cfg.IncomingUniStreams(),
+	}
+	if qc.MaxIdleTimeout == 0 {
+		// quic-go cannot switch the idle timeout off; a year is off in practice.
+		qc.MaxIdleTimeout = 365 * 24 * time.Hour
+	}
+	// quic-go reads zero as "its default of 100" and negative as "none".
+	if qc.MaxIncomingStreams == 0 {
+		qc.MaxIncomingStreams = -1
+	}
+	if qc.MaxIncomingUniStreams == 0 {
+		qc.MaxIncomingUniStreams = -1
+	}
+	return qc
+}
+
+// verifying returns a copy of base whose certificate verification records its outcome (with
+// the peer's address filled into a rejection) in tr.
+func verifying(base *tls.Config, cfg *session.Config, tr *connTrace, remote net.Addr) *tls.Config {
+	tc := base.Clone()
+	tc.GetConfigForClient = nil
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		peer, err := cfg.Trust.Verify(cs.PeerCertificates)
+		if err != nil {
+			var re *certs.RejectError
+			if errors.As(err, &re) {
+				re.PeerAddr = remote
+			}
+		}
+		tr.setVerified(peer, err)
+		return err
+	}
+	return tc
+}
+
+// Dial implements session.Core. It returns once the listener confirmed the handshake, which
+// in QUIC happens only after it verified our certificate; a refusal comes back as a
+// *certs.RejectedByPeerError, and our refusal of the listener as a *certs.RejectError.
+func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (session.Conn, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("quic dial %s: %w", addr, err)
+	}
+	tr, err := c.dialTransport()
+	if err != nil {
+		return nil, fmt.Errorf("quic dial %s: %w", addr, err)
+	}
+	trace := newConnTrace()
+	tlsConf := verifying(certs.ClientConfig(cfg.Credential, cfg.Trust, cfg.ALPN), cfg, trace, raddr)
+	qconf := quicConfig(cfg)
+	qconf.Tracer = func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace { return trace }
+
+	hctx, cancel := context.WithTimeout(ctx, cfg.Handshake())
+	defer cancel()
+	qc, err := tr.Dial(hctx, raddr, tlsConf, qconf)
+	if err != nil {
+		return nil, dialError(ctx, hctx, err, trace, raddr, cfg)
+	}
+	// Our handshake is complete; wait for the listener's verdict on our certificate.
+	wait := time.NewTimer(cfg.AcceptWait())
+	defer wait.Stop()
+	select {
+	case <-trace.confirmed:
+		c := newConn(qc, trace, nil)
+		c.state.LocalAddr = routedLocalAddr(c.state.LocalAddr, raddr)
+		return c, nil
+	case <-qc.Context().Done():
+		return nil, dialError(ctx, hctx, context.Cause(qc.Context()), trace, raddr, cfg)
+	case <-ctx.Done():
+		_ = qc.CloseWithError(quic.ApplicationErrorCode(session.CodeShutdown), "dial cancelled")
+		return nil, fmt.Errorf("quic dial %s: %w", addr, ctx.Err())
+	case <-wait.C:
+		_ = qc.CloseWithError(quic.ApplicationErrorCode(session.CodeShutdown), "no handshake confirmation")
+		return nil, fmt.Errorf("quic dial %s: %w", addr, &session.TimeoutError{Op: "waiting for the peer to accept our certificate", After: cfg.AcceptWait()})
+	}
+}
+
+// dialError explains a failed dial: which side refused which certificate, a handshake
+// timeout, the application's rejection, or the transport's error.
+func dialError(ctx, hctx context.Context, err error, trace *connTrace, raddr net.Addr, cfg *session.Config) error {
+	if _, rej := trace.verified(); rej != nil {
+		return rej
+	}
+	if e := handshakeError(err, raddr, cfg); e != nil {
+		return e
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("quic dial %s: %w", raddr, ctx.Err())
+	}
+	if hctx.Err() != nil {
+		return fmt.Errorf("quic dial %s: %w", raddr, &session.TimeoutError{Op: "handshake", After: cfg.Handshake()})
+	}
+	return fmt.Errorf("quic dial %s: %w", raddr, translate(err))
+}
+
+// handshakeError recognises the peer's TLS alerts in a QUIC CRYPTO_ERROR (0x100 + alert).
+func handshakeError(err error, raddr net.Addr, cfg *session.Config) error {
+	var te *quic.TransportError
+	if errors.As(err, &te) && te.Remote && te.ErrorCode >= 0x100 && te.ErrorCode <= 0x1ff {
+		alert := uint8(te.ErrorCode - 0x100)
+		if certs.IsCertificateAlert(alert) {
+			return certs.NewRejectedByPeerError(cfg.Credential, raddr, alert, closeError(err))
+		}
+		if alert == 120 { // no_application_protocol
+			return &session.ALPNError{Offered: cfg.ALPN, PeerAddr: raddr}
+		}
+	}
+	var ae *quic.ApplicationError
+	if errors.As(err, &ae) && ae.Remote && ae.ErrorCode == quic.ApplicationErrorCode(session.CodeRejected) {
+		return fmt.Errorf("quic dial %s: %w (%w)", raddr, session.ErrRejected, closeError(err))
+	}
+	return nil
+}
+
+// Listen implements session.Core.
+func (c *Core) Listen(addr string, cfg *session.Config) (session.Listener, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	laddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("quic listen %s: %w", addr, err)
+	}
+	udp, err := net.ListenUDP("udp", laddr)
+	if err != nil {
+		return nil, fmt.Errorf("quic listen %s: %w", addr, err)
+	}
+	l := &listener{
+		cfg:   cfg,
+		queue: make(chan *incoming, cfg.AcceptQueue()),
+		done:  make(chan struct{}),
+	}
+	l.tr = &quic.Transport{Conn: udp, ConnContext: l.connContext}
+	l.sock.fn = func() { _ = closeTransport(l.tr) }
+	l.baseTLS = certs.ServerConfig(cfg.Credential, cfg.Trust, cfg.ALPN)
+	tlsConf := l.baseTLS.Clone()
+	tlsConf.GetConfigForClient = l.configForClient
+	qconf := quicConfig(cfg)
+	qconf.Tracer = func(ctx context.Context, _ bool, _ quic.ConnectionID) qlogwriter.Trace {
+		if in, ok := ctx.Value(incomingKey{}).(*incoming); ok {
+			return in.trace
+		}
+		return nil
+	}
+	l.ln, err = l.tr.Listen(tlsConf, qconf)
+	if err != nil {
+		_ = closeTransport(l.tr)
+		return nil, fmt.Errorf("quic listen %s: %w", addr, err)
+	}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l, nil
+}
+
+type incomingKey struct{}
+
+type listener struct {
+	cfg     *session.Config
+	tr      *quic.Transport
+	ln      *quic.Listener
+	baseTLS *tls.Config
+	queue   chan *incoming
+	sock    refCount // the UDP socket lives while the listener or an accepted conn does
+
+	closeOnce sync.Once
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// connContext runs when a client's first packet arrives: the attempt becomes an Incoming in
+// the accept queue, or is refused when the queue is full.
+func (l *listener) connContext(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+	in := &incoming{l: l, remote: info.RemoteAddr, trace: newConnTrace(), handshake: make(chan *quic.Conn, 1)}
+	ctx = context.WithValue(ctx, incomingKey{}, in)
+	in.qctx = ctx
+	select {
+	case <-l.done:
+		return nil, net.ErrClosed
+	default:
+	}
+	select {
+	case l.queue <- in:
+		return ctx, nil
+	default:
+		return nil, errors.New("accept queue full")
+	}
+}
+
+func (l *listener) configForClient(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+	in, ok := chi.Context().Value(incomingKey{}).(*incoming)
+	if !ok {
+		return nil, errors.New("peerwire: connection without state")
+	}
+	if in.isRejected() {
+		return nil, session.ErrRejected
+	}
+	return verifying(l.baseTLS, l.cfg, in.trace, in.remote), nil
+}
+
+func (l *listener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		qc, err := l.ln.Accept(context.Background())
+		if err != nil {
+			return
+		}
+		in, ok := qc.Context().Value(incomingKey{}).(*incoming)
+		if !ok {
+			_ = qc.CloseWithError(quic.ApplicationErrorCode(session.CodeShutdown), "")
+			continue
+		}
+		in.deliver(qc)
+	}
+}
+
+func (l *listener) Accept(ctx context.Context) (session.Incoming, error) {
+	select {
+	case in := <-l.queue:
+		return in, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *listener) Addr() net.Addr { return l.tr.Conn.LocalAddr() }
+
+// Close stops accepting and fails attempts still queued; accepted connections stay open and
+// keep the socket until the last of them closes.
+func (l *listener) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.done)
+		_ = l.ln.Close()
+		l.wg.Wait()
+		for {
+			select {
+			case in := <-l.queue:
+				in.abandon()
+				continue
+			default:
+			}
+			break
+		}
+		l.sock.shutdown()
+	})
+	return nil
+}
+
+// incoming is a connection attempt from its first packet to Accept or Reject.
+type incoming struct {
+	l         *listener
+	remote    net.Addr
+	trace     *connTrace
+	qctx      context.Context // quic-go's context for the attempt; ends when it fails or closes
+	handshake chan *quic.Conn // the connection once the handshake completed
+
+	mu       sync.Mutex
+	rejected bool
+	taken    bool
+}
+
+func (in *incoming) RemoteAddr() net.Addr { return in.remote }
+
+func (in *incoming) isRejected() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.rejected
+}
+
+// Accept waits for the handshake. A cancelled ctx abandons the attempt.
+func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
+	in.mu.Lock()
+	if in.rejected || in.taken {
+		in.mu.Unlock()
+		return nil, session.ErrRejected
+	}
+	in.taken = true
+	in.mu.Unlock()
+	select {
+	case qc := <-in.handshake:
+		if !in.l.sock.acquire() {
+			_ = qc.CloseWithError(quic.ApplicationErrorCode(session.CodeShutdown), "listener closed")
+			return nil, net.ErrClosed
+		}
+		return newConn(qc, in.trace, in.l.sock.release), nil
+	case <-in.qctx.Done():
+		if _, rej := in.trace.verified(); rej != nil {
+			return nil, rej
+		}
+		cause := context.Cause(in.qctx)
+		if e := handshakeError(cause, in.remote, in.l.cfg); e != nil {
+			return nil, e
+		}
+		return nil, fmt.Errorf("quic accept from %s: %w", in.remote, translate(cause))
+	case <-ctx.Done():
+		in.abandon()
+		return nil, ctx.Err()
+	}
+}
+
+// Reject refuses the attempt: before the TLS handshake reaches us it fails the handshake,
+// after it closes the connection with session.CodeRejected.
+func (in *incoming) Reject() error {
+	in.abandon()
+	return nil
+}
+
+// abandon refuses the attempt: a completed handshake waiting in the channel is closed now;
+// one still in progress fails at configForClient or is closed by the accept loop on arrival.
+func (in *incoming) abandon() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.rejected = true
+	select {
+	case qc := <-in.handshake:
+		_ = qc.CloseWithError(quic.ApplicationErrorCode(session.CodeRejected), "rejected")
+	default:
+	}
+}
+
+// deliver hands a completed handshake to Accept, or closes it if the attempt was refused.
+func (in *incoming) deliver(qc *quic.Conn) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.rejected {
+		_ = qc.CloseWithError(quic.ApplicationErrorCode(session.CodeRejected), "rejected")
+		return
+	}
+	in.handshake <- qc // buffered (1) and delivered once
+}
+
+// routedLocalAddr replaces the unspecified IP of the shared dial socket ("[::]:port") with the
+// source address the kernel routes raddr from, so LocalAddr names a real address. A connected
+// UDP socket learns it without sending anything.
+func routedLocalAddr(local net.Addr, raddr *net.UDPAddr) net.Addr {
+	la, ok := local.(*net.UDPAddr)
+	if !ok || !la.IP.IsUnspecified() {
+		return local
+	}
+	probe, err := net.DialUDP("udp", nil, raddr)
+	if err != nil {
+		return local
+	}
+	defer probe.Close()
+	ip := probe.LocalAddr().(*net.UDPAddr).IP
+	if ip4 := ip.To4(); ip4 != nil {
+		ip = ip4
+	}
+	return &net.UDPAddr{IP: ip, Port: la.Port}
+}

@@ -1,0 +1,148 @@
+package quicsession_test
+
+import (
+	"context"
+	"net"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/peerwire/peerwire/certs"
+	"github.com/peerwire/peerwire/identity"
+	"github.com/peerwire/peerwire/internal/quicsession"
+	"github.com/peerwire/peerwire/internal/session"
+	"github.com/peerwire/peerwire/internal/sessiontest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func quicCore() sessiontest.CoreFactory { return sessiontest.Cores()[0] }
+
+func TestConnectStateAndStreams(t *testing.T) {
+	cc, sc := sessiontest.Configs(t)
+	cc.MaxIncomingStreams, sc.MaxIncomingStreams = 4, 4
+	p := sessiontest.Connect(t, quicCore(), cc, sc)
+
+	cs, ss := p.Client.State(), p.Server.State()
+	require.Equal(t, "quic", cs.Core)
+	require.Equal(t, "test", cs.ALPN)
+	require.Equal(t, "test", ss.ALPN)
+	require.True(t, cs.Peer.Hash.Equal(sc.Credential.Hash()))
+	require.True(t, ss.Peer.Hash.Equal(cc.Credential.Hash()))
+	require.Equal(t, cs.LocalAddr.String(), ss.RemoteAddr.String())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := p.Client.OpenStream(ctx)
+	require.NoError(t, err)
+	_, err = s.Write([]byte("ping"))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	rs, err := p.Server.AcceptStream(ctx)
+	require.NoError(t, err)
+	b, err := io.ReadAll(rs)
+	require.NoError(t, err)
+	require.Equal(t, "ping", string(b))
+	_, err = rs.Write([]byte("pong"))
+	require.NoError(t, err)
+	require.NoError(t, rs.Close())
+	b, err = io.ReadAll(s)
+	require.NoError(t, err)
+	require.Equal(t, "pong", string(b))
+}
+
+func TestStreamCapacityNotifications(t *testing.T) {
+	cc, sc := sessiontest.Configs(t)
+	sc.MaxIncomingUniStreams = 2
+	p := sessiontest.Connect(t, quicCore(), cc, sc)
+	require.Equal(t, int64(2), p.Client.StreamCapacity().Uni)
+	require.Equal(t, int64(0), p.Client.StreamCapacity().Bidi)
+
+	raised := make(chan session.Capacity, 16)
+	stop := p.Client.OnStreamCapacity(func(c session.Capacity) { raised <- c })
+	defer stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var streams []session.SendStream
+	for range 2 {
+		s, err := p.Client.OpenUniStream(ctx)
+		require.NoError(t, err)
+		streams = append(streams, s)
+	}
+	require.Equal(t, int64(0), p.Client.StreamCapacity().Uni)
+	// Finishing both streams on both sides lets the server grant more (MAX_STREAMS).
+	for _, s := range streams {
+		require.NoError(t, s.Close())
+		rs, err := p.Server.AcceptUniStream(ctx)
+		require.NoError(t, err)
+		_, err = io.ReadAll(rs)
+		require.NoError(t, err)
+	}
+	select {
+	case c := <-raised:
+		require.Positive(t, c.Uni)
+	case <-ctx.Done():
+		t.Fatal("no stream capacity notification")
+	}
+	require.Positive(t, p.Client.StreamCapacity().Uni)
+}
+
+func TestCloseCarriesCodeAndReason(t *testing.T) {
+	p := sessiontest.Connect(t, quicCore(), nil, nil)
+	require.NoError(t, p.Client.CloseWithError(7, "bye"))
+	select {
+	case <-p.Server.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("server did not see the close")
+	}
+	var ce *session.CloseError
+	require.ErrorAs(t, context.Cause(p.Server.Context()), &ce)
+	require.Equal(t, session.ClosedByApplication, ce.Kind)
+	require.Equal(t, uint64(7), ce.Code)
+	require.Equal(t, "bye", ce.Reason)
+	require.True(t, ce.Remote)
+	require.ErrorIs(t, ce, errNetClosed)
+
+	require.ErrorAs(t, context.Cause(p.Client.Context()), &ce)
+	require.False(t, ce.Remote)
+}
+
+func TestClientRejectedByServer(t *testing.T) {
+	cc, sc := sessiontest.Configs(t)
+	sc.Trust = &certs.TrustPolicy{Hashes: []identity.CertHash{sessiontest.Credential(t).Hash()}}
+	core := quicsession.New()
+	defer core.Close()
+	ln, err := core.Listen("127.0.0.1:0", sc)
+	require.NoError(t, err)
+	defer ln.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	serverErr := make(chan error, 1)
+	go func() {
+		in, err := ln.Accept(ctx)
+		if err != nil {
+			serverErr <- err
+			return
+		}
+		_, err = in.Accept(ctx)
+		serverErr <- err
+	}()
+	_, err = core.Dial(ctx, ln.Addr().String(), cc)
+	var byPeer *certs.RejectedByPeerError
+	require.ErrorAs(t, err, &byPeer, "dial error: %v", err)
+	require.True(t, byPeer.OurHash.Equal(cc.Credential.Hash()))
+	require.Equal(t, ln.Addr().String(), byPeer.PeerAddr.String())
+
+	var rej *certs.RejectError
+	require.ErrorAs(t, <-serverErr, &rej)
+	require.Equal(t, certs.ReasonHashNotTrusted, rej.Reason)
+	require.True(t, rej.PeerHash.Equal(cc.Credential.Hash()))
+	require.NotNil(t, rej.PeerAddr)
+}
+
+var errNetClosed = net.ErrClosed

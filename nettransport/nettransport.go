@@ -1,0 +1,170 @@
+// Package nettransport is peerwire's public API: authenticated peer-to-peer connections that
+// carry length-framed messages.
+//
+// A Transport listens and dials. Each side presents a Credential (its certificate and the
+// trust policy that decides which peers it accepts). Dial and IncomingRequest.Accept return a
+// Connection only once both sides have accepted each other's certificate; a refusal is a
+// typed error from Dial or Accept itself (*certs.RejectError when we refused the peer,
+// *certs.RejectedByPeerError when the peer refused us), never a surprise on the first Send.
+//
+// A Connection sends and receives whole messages (Send, Recv) over pooled unidirectional
+// streams (package streampool); messages sent by one goroutine arrive in order.
+//
+// # Addresses
+//
+// Addresses are multiaddrs. The address picks the core:
+//
+//	/ip4/127.0.0.1/udp/4001/quic-v1   QUIC (quic-go)
+//
+// # Cancellation
+//
+// Every blocking call takes a context.Context. Stream operations are additionally bounded by
+// Config.StreamTimeout (12 s by default): opening a send stream, which waits for the peer's
+// stream credit, and each write.
+//
+// # Errors
+//
+// Errors are typed and matched with errors.As / errors.Is: *CloseError (the connection ended;
+// unwraps to net.ErrClosed), *TimeoutError (a net.Error with Timeout() true),
+// *TooLargeError, *PeerRefusedError, *StreamResetError, *ALPNError, *AddrError, and the
+// certificate errors of package certs. See docs/errors.md.
+package nettransport
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"net"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/peerwire/peerwire/certs"
+	"github.com/peerwire/peerwire/framing"
+	"github.com/peerwire/peerwire/identity"
+	"github.com/peerwire/peerwire/internal/session"
+	"github.com/peerwire/peerwire/streampool"
+)
+
+// Credential is what one side presents and trusts: its certificate (with identity key) and
+// the policy deciding which peers it accepts. It is the original's credential (private key,
+// certificate chain, trusted certificate hashes, trusted public keys).
+type Credential struct {
+	Certificate *certs.Credential
+	Trust       certs.TrustPolicy
+}
+
+// Transport listens and dials. It is safe for concurrent use. Close releases everything it
+// created: listeners, connections and sockets.
+type Transport interface {
+	// Listen binds addr and accepts peers that negotiate one of alpn (in the listener's order
+	// of preference) and pass cred's trust policy.
+	Listen(addr ma.Multiaddr, alpn []string, cred *Credential) (Listener, error)
+	// Dial connects to addr offering alpn (in order of preference) and returns once both
+	// sides accepted each other's certificate.
+	Dial(ctx context.Context, addr ma.Multiaddr, alpn []string, cred *Credential) (Connection, error)
+	// Close closes every listener and connection of this transport.
+	Close() error
+}
+
+// Listener hands out incoming connection requests.
+type Listener interface {
+	// Accept waits for the next connection request.
+	Accept(ctx context.Context) (IncomingRequest, error)
+	// Addr is the bound address with the real port.
+	Addr() ma.Multiaddr
+	// Close stops listening. Accepted connections stay open.
+	Close() error
+}
+
+// IncomingRequest is a peer's connection attempt, surfaced as soon as it arrives.
+type IncomingRequest interface {
+	// RemoteAddr is where the attempt comes from.
+	RemoteAddr() net.Addr
+	// Accept completes when the handshake does and returns the connection, or the reason it
+	// failed (for example *certs.RejectError naming the refused certificate).
+	Accept(ctx context.Context) (Connection, error)
+	// Reject refuses the attempt.
+	Reject() error
+}
+
+// Connection is an established, mutually authenticated connection carrying messages.
+type Connection interface {
+	LocalAddr() net.Addr
+	RemoteAddr() net.Addr
+	// LocalIdentity is the hash of our certificate.
+	LocalIdentity() identity.CertHash
+	// RemoteIdentity is the hash of the peer's certificate.
+	RemoteIdentity() identity.CertHash
+	// RemotePeerID is the peer's key identity (stable across certificate rotation).
+	RemotePeerID() identity.PeerID
+	// RemoteCertificate is the peer's leaf certificate.
+	RemoteCertificate() *x509.Certificate
+	// RemoteIdentityKeys are the Ed25519 keys that signed the peer's certificate, primary
+	// first.
+	RemoteIdentityKeys() []identity.PublicKey
+	// ALPN is the negotiated application protocol.
+	ALPN() string
+	// ALPNIs reports whether the negotiated protocol is p.
+	ALPNIs(p string) bool
+	// Core names the implementation carrying the connection ("quic").
+	Core() Core
+
+	// Send sends one message. It returns once the message was written to the stream.
+	Send(ctx context.Context, msg []byte) error
+	// Recv returns the next message and the time its body took to arrive.
+	Recv(ctx context.Context) ([]byte, time.Duration, error)
+
+	// Close closes the connection with code 0.
+	Close() error
+	// CloseWithError closes the connection with an application code and a reason the peer
+	// receives.
+	CloseWithError(code ApplicationErrorCode, reason string) error
+	// Done is closed when the connection is shut down, by either side (the original's
+	// watch_close).
+	Done() <-chan struct{}
+	// Err is nil while the connection is open and then the *CloseError saying who closed it
+	// and why.
+	Err() error
+	// Context is cancelled when the connection closes, with Err as its cause.
+	Context() context.Context
+}
+
+// The names of the original's traits, for readers coming from it.
+type (
+	NetTransport       = Transport
+	NetListener        = Listener
+	NetIncomingRequest = IncomingRequest
+	NetConnection      = Connection
+)
+
+// Error and code types, defined by the layers below and re-exported here.
+type (
+	// ApplicationErrorCode is a connection close code; carried to the peer unchanged.
+	ApplicationErrorCode = session.ApplicationErrorCode
+	// CloseError reports why a connection ended; unwraps to net.ErrClosed.
+	CloseError = session.CloseError
+	// TimeoutError reports an operation that ran out of time; a net.Error.
+	TimeoutError = session.TimeoutError
+	// StreamResetError reports a reset stream.
+	StreamResetError = session.StreamResetError
+	// ALPNError reports that the peer supports none of our protocols.
+	ALPNError = session.ALPNError
+	// TooLargeError reports a message above the maximum size; nothing was sent.
+	TooLargeError = framing.TooLargeError
+	// PeerRefusedError reports that the peer refused a message above its maximum size.
+	PeerRefusedError = streampool.PeerRefusedError
+)
+
+// Close codes peerwire uses itself.
+const (
+	CodeNoError  = session.CodeNoError
+	CodeRejected = session.CodeRejected
+	CodeShutdown = session.CodeShutdown
+)
+
+// ErrRejected: the accepting application refused the connection (IncomingRequest.Reject).
+var ErrRejected = session.ErrRejected
+
+// ErrTransportClosed is returned by a Transport's methods after Close.
+var ErrTransportClosed = errors.New("peerwire: transport closed")

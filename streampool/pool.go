@@ -1,0 +1,188 @@
+package streampool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/peerwire/peerwire/framing"
+	"github.com/peerwire/peerwire/internal/session"
+)
+
+// Message is one received message.
+type Message struct {
+	// Data is the payload; the caller owns it.
+	Data []byte
+	// Transfer is the time from the arrival of the message's length prefix to the arrival of
+	// its last byte: how long the body took to come in.
+	Transfer time.Duration
+}
+
+// PeerRefusedError reports that the peer stopped our stream because a message exceeded its
+// maximum message size. The message, and any sent with it in the same write, were not
+// delivered.
+type PeerRefusedError struct {
+	StreamID int64
+}
+
+// Error explains the refusal.
+func (e *PeerRefusedError) Error() string {
+	return fmt.Sprintf("peer refused a message larger than its maximum message size (stream %d)", e.StreamID)
+}
+
+// Pool sends and receives messages over one session connection. It is safe for concurrent
+// use. Its goroutines (one accepting streams, one per inbound stream) end when the connection
+// closes or Close is called.
+type Pool struct {
+	conn    session.Conn
+	cfg     Config
+	senders []*sender
+	next    atomic.Uint64
+
+	queue  chan Message
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	streams map[session.ReceiveStream]struct{}
+	refused atomic.Uint64
+}
+
+// New starts a pool on conn. Close it (or close conn) to end its goroutines.
+func New(conn session.Conn, cfg Config) *Pool {
+	p := &Pool{
+		conn:    conn,
+		cfg:     cfg,
+		queue:   make(chan Message, cfg.receiveQueue()),
+		streams: make(map[session.ReceiveStream]struct{}),
+	}
+	p.ctx, p.cancel = context.WithCancel(conn.Context())
+	p.senders = make([]*sender, cfg.sendStreams())
+	for i := range p.senders {
+		p.senders[i] = newSender(p)
+	}
+	p.wg.Add(1)
+	go p.acceptLoop()
+	return p
+}
+
+// Send queues msg on a send stream and returns once it was written to the stream (not once
+// the peer received it). Messages of one goroutine arrive in order. If ctx ends while an
+// earlier write is in progress, Send returns ctx's error and the message may still be sent.
+// Errors: *framing.TooLargeError (nothing sent), *session.TimeoutError (no stream credit or a
+// stalled write within the timeout), *PeerRefusedError, *session.CloseError.
+func (p *Pool) Send(ctx context.Context, msg []byte) error {
+	if err := p.conn.Context().Err(); err != nil {
+		return context.Cause(p.conn.Context())
+	}
+	s := p.senders[0]
+	if len(p.senders) > 1 {
+		s = p.senders[p.next.Add(1)%uint64(len(p.senders))]
+	}
+	return s.send(ctx, msg)
+}
+
+// Recv returns the next message. Messages that arrived before the connection closed are
+// still returned; after them Recv returns the *session.CloseError.
+func (p *Pool) Recv(ctx context.Context) (Message, error) {
+	select {
+	case m := <-p.queue:
+		return m, nil
+	default:
+	}
+	select {
+	case m := <-p.queue:
+		return m, nil
+	case <-ctx.Done():
+		return Message{}, ctx.Err()
+	case <-p.ctx.Done():
+		// Readers may still be delivering what arrived before the close.
+		p.wg.Wait()
+		select {
+		case m := <-p.queue:
+			return m, nil
+		default:
+		}
+		if cause := context.Cause(p.conn.Context()); cause != nil {
+			return Message{}, cause
+		}
+		return Message{}, errPoolClosed
+	}
+}
+
+var errPoolClosed = fmt.Errorf("stream pool closed: %w", errClosed)
+
+var errClosed = errors.New("closed")
+
+// Refused counts inbound streams stopped because a message exceeded MaxMessageSize.
+func (p *Pool) Refused() uint64 { return p.refused.Load() }
+
+// Close stops the pool's goroutines and waits for them. It does not close the connection.
+func (p *Pool) Close() error {
+	p.cancel()
+	p.mu.Lock()
+	for rs := range p.streams {
+		rs.CancelRead(CodePoolClosed)
+	}
+	p.mu.Unlock()
+	for _, s := range p.senders {
+		s.close(errPoolClosed)
+	}
+	p.wg.Wait()
+	return nil
+}
+
+func (p *Pool) acceptLoop() {
+	defer p.wg.Done()
+	for {
+		rs, err := p.conn.AcceptUniStream(p.ctx)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.ctx.Err() != nil {
+			p.mu.Unlock()
+			rs.CancelRead(CodePoolClosed)
+			return
+		}
+		p.streams[rs] = struct{}{}
+		p.wg.Add(1)
+		p.mu.Unlock()
+		go p.readLoop(rs)
+	}
+}
+
+// readLoop delivers one inbound stream's messages until it ends. A message cut off by a reset
+// or a closed connection is discarded, never delivered in part.
+func (p *Pool) readLoop(rs session.ReceiveStream) {
+	defer p.wg.Done()
+	defer func() {
+		p.mu.Lock()
+		delete(p.streams, rs)
+		p.mu.Unlock()
+	}()
+	r := framing.NewReader(rs, p.cfg.maxMessage())
+	for {
+		msg, at, err := r.ReadMessageTimed()
+		if err != nil {
+			if errors.Is(err, framing.ErrTooLarge) {
+				p.refused.Add(1)
+				rs.CancelRead(CodeMessageTooLarge)
+			} else if !errors.Is(err, io.EOF) {
+				rs.CancelRead(CodePoolClosed)
+			}
+			return
+		}
+		m := Message{Data: msg, Transfer: time.Since(at)}
+		select {
+		case p.queue <- m:
+		case <-p.ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,264 @@
+package streampool
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/peerwire/peerwire/framing"
+	"github.com/peerwire/peerwire/internal/session"
+)
+
+// sender owns one send stream and combines concurrent Sends.
+//
+// Flat combining: a Send copies its framed message into the pending batch; if no write is in
+// progress it becomes the flusher and writes the whole batch in one stream write, else it
+// waits for the flusher to finish, after which one of the waiters writes the next batch.
+// Under contention many small messages go out in one write; alone, a Send writes directly.
+// There is no goroutine or allocation per message.
+type sender struct {
+	p *Pool
+
+	mu        sync.Mutex
+	cond      sync.Cond
+	pending   []byte // framed small messages waiting for the next write
+	spare     []byte // the previous batch's buffer, reused
+	nextID    uint64 // ID of the batch pending will become
+	doneID    uint64 // every batch with an ID < doneID has been written (or failed)
+	waiters   int    // Sends waiting in the pending batch
+	abandoned int    // Sends of the batch being written that stopped waiting (ctx ended)
+	flushing  bool
+	failed    map[uint64]*failure // failed batches with Sends yet to collect the error
+	closed    error
+
+	// Owned by the flusher.
+	stream session.SendStream
+	segs   [3][]byte
+	hdr    [framing.HeaderSize]byte
+}
+
+type failure struct {
+	err     error
+	waiters int
+}
+
+func newSender(p *Pool) *sender {
+	s := &sender{p: p}
+	s.cond.L = &s.mu
+	return s
+}
+
+func (s *sender) send(ctx context.Context, msg []byte) error {
+	if len(msg) > coalesceLimit {
+		return s.sendLarge(ctx, msg)
+	}
+	s.mu.Lock()
+	for len(s.pending) > 0 && len(s.pending)+framing.HeaderSize+len(msg) > s.p.cfg.maxBatch() {
+		if err := s.wait(ctx); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
+	if s.closed != nil {
+		s.mu.Unlock()
+		return s.closed
+	}
+	var err error
+	if s.pending, err = framing.AppendMessage(s.pending, msg, s.p.cfg.maxMessage()); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	id := s.nextID
+	s.waiters++
+	for {
+		if s.doneID > id {
+			err = s.collect(id)
+			s.mu.Unlock()
+			return err
+		}
+		if !s.flushing {
+			// Our message is in the pending batch (id == s.nextID): write it ourselves.
+			s.waiters--
+			err = s.flush(ctx, nil)
+			s.mu.Unlock()
+			return err
+		}
+		if werr := s.wait(ctx); werr != nil && s.doneID <= id {
+			// Our copy stays in its batch and may still be sent; the caller stops waiting.
+			if s.nextID == id {
+				s.waiters--
+			} else {
+				s.abandoned++
+			}
+			s.mu.Unlock()
+			return werr
+		}
+	}
+}
+
+// sendLarge writes a big message from the caller's buffer, after the pending batch, once no
+// other write is in progress.
+func (s *sender) sendLarge(ctx context.Context, msg []byte) error {
+	if max := s.p.cfg.maxMessage(); uint64(len(msg)) > uint64(max) {
+		return &framing.TooLargeError{Size: uint64(len(msg)), Max: uint64(max)}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.flushing {
+		if err := s.wait(ctx); err != nil {
+			return err
+		}
+	}
+	if s.closed != nil {
+		return s.closed
+	}
+	return s.flush(ctx, msg)
+}
+
+// flush writes the pending batch (and large, if any) as the flusher. Called and returns with
+// s.mu held; releases it while writing. It returns the caller's own result.
+func (s *sender) flush(ctx context.Context, large []byte) error {
+	s.flushing = true
+	id := s.nextID
+	s.nextID++
+	batch := s.pending
+	s.pending = s.spare[:0]
+	others := s.waiters
+	s.waiters = 0
+	s.mu.Unlock()
+
+	err := s.write(ctx, batch, large)
+
+	s.mu.Lock()
+	others -= s.abandoned
+	s.abandoned = 0
+	if cap(batch) <= s.p.cfg.maxBatch()*2 {
+		s.spare = batch[:0]
+	} else {
+		s.spare = nil
+	}
+	if err != nil && others > 0 {
+		if s.failed == nil {
+			s.failed = make(map[uint64]*failure)
+		}
+		s.failed[id] = &failure{err: err, waiters: others}
+	}
+	s.doneID = id + 1
+	s.flushing = false
+	s.cond.Broadcast()
+	return err
+}
+
+// collect returns the result of batch id for a waiter. Called with s.mu held.
+func (s *sender) collect(id uint64) error {
+	f, ok := s.failed[id]
+	if !ok {
+		return nil
+	}
+	if f.waiters--; f.waiters <= 0 {
+		delete(s.failed, id)
+	}
+	return f.err
+}
+
+// wait blocks on the condition until woken or ctx ends. Called with s.mu held.
+func (s *sender) wait(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() {
+			s.mu.Lock()
+			s.cond.Broadcast()
+			s.mu.Unlock()
+		})
+		defer stop()
+	}
+	s.cond.Wait()
+	return ctx.Err()
+}
+
+// write puts one batch on the stream, opening the stream first if needed. Only the flusher
+// calls it.
+func (s *sender) write(ctx context.Context, batch, large []byte) error {
+	if s.stream == nil {
+		st, err := s.open(ctx)
+		if err != nil {
+			return err
+		}
+		s.stream = st
+	}
+	timeout := s.p.cfg.timeout()
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	st := s.stream
+	_ = st.SetWriteDeadline(deadline)
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { _ = st.SetWriteDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	segs := s.segs[:0]
+	if len(batch) > 0 {
+		segs = append(segs, batch)
+	}
+	if large != nil {
+		binary.BigEndian.PutUint32(s.hdr[:], uint32(len(large)))
+		segs = append(segs, s.hdr[:], large)
+	}
+	for _, b := range segs {
+		if _, err := st.Write(b); err != nil {
+			// The peer may hold part of a message: reset so it is discarded, and start afresh.
+			st.CancelWrite(CodeWriteFailed)
+			s.stream = nil
+			return s.writeError(ctx, err, timeout)
+		}
+	}
+	return nil
+}
+
+func (s *sender) open(ctx context.Context) (session.SendStream, error) {
+	timeout := s.p.cfg.timeout()
+	octx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := s.p.conn.OpenUniStream(octx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var te *session.TimeoutError
+		if errors.As(err, &te) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, &session.TimeoutError{Op: "open send stream", After: timeout}
+		}
+		return nil, err
+	}
+	return st, nil
+}
+
+func (s *sender) writeError(ctx context.Context, err error, timeout time.Duration) error {
+	var te *session.TimeoutError
+	if errors.As(err, &te) {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		return &session.TimeoutError{Op: "write", After: timeout}
+	}
+	var re *session.StreamResetError
+	if errors.As(err, &re) && re.Remote && re.Code == CodeMessageTooLarge {
+		return &PeerRefusedError{StreamID: re.StreamID}
+	}
+	return err
+}
+
+// close fails pending and future Sends with err and resets the stream.
+func (s *sender) close(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed == nil {
+		s.closed = err
+	}
+	s.cond.Broadcast()
+}
