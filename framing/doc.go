@@ -34,17 +34,18 @@
 //
 // Both sides enforce a maximum message size: [DefaultMaxMessageSize] (16 MiB)
 // unless configured otherwise, and at most [MaxMessageSizeLimit] (4 GiB − 1,
-// the largest length a 32-bit prefix can express). A message over the limit
-// is reported as a [*TooLargeError], which matches [ErrTooLarge] with
-// [errors.Is]. The Writer refuses such a message before writing anything; the
-// Reader rejects it as soon as the 4-byte length has arrived, before reading
-// or allocating any of the payload.
+// the largest length a 32-bit prefix can express; on 32-bit platforms, at
+// most math.MaxInt32, the largest slice). A message over the limit is
+// reported as a [*TooLargeError], which matches [ErrTooLarge] with
+// [errors.Is]. The Writer refuses such a message before writing anything;
+// the Reader rejects it as soon as the 4-byte length has arrived, before
+// reading or allocating any of the payload.
 //
 // A length prefix is a promise made by the peer, not data it has sent, so the
 // Reader does not allocate a whole message on the strength of its header:
 // the payload buffer starts at 64 KiB at most and grows fourfold each time
-// the bytes that actually arrived fill it. A peer that announces many large messages and sends nothing more
-// therefore costs little memory.
+// the bytes that actually arrived fill it. A peer that announces many large
+// messages and sends nothing more therefore costs little memory.
 //
 // # Errors
 //

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"testing"
 	"testing/iotest"
 
@@ -188,7 +189,7 @@ func TestReaderTooLargeDoesNotAllocatePayload(t *testing.T) {
 func TestReaderAllocationFollowsData(t *testing.T) {
 	// A header announcing the largest message the limit allows, followed by
 	// only a little data: memory must track the data, not the claim.
-	stream := append(header(MaxMessageSizeLimit), make([]byte, 100)...)
+	stream := append(header(effectiveMax(MaxMessageSizeLimit)), make([]byte, 100)...)
 	allocated := bytesAllocated(func() {
 		r := NewReader(bytes.NewReader(stream), MaxMessageSizeLimit)
 		_, err := r.ReadMessage()
@@ -415,10 +416,21 @@ func TestWriterAcceptsExactlyMax(t *testing.T) {
 	require.Equal(t, HeaderSize+10, dst.Len())
 }
 
+func TestEffectiveMax(t *testing.T) {
+	require.Equal(t, uint32(DefaultMaxMessageSize), effectiveMax(0))
+	require.Equal(t, uint32(1), effectiveMax(1))
+	if math.MaxInt > MaxMessageSizeLimit {
+		require.Equal(t, uint32(MaxMessageSizeLimit), effectiveMax(MaxMessageSizeLimit))
+	} else {
+		require.Equal(t, uint32(math.MaxInt32), effectiveMax(MaxMessageSizeLimit))
+	}
+}
+
 func TestMaxMessageSizeLimitAccepted(t *testing.T) {
-	// The hard cap is a valid limit; a header announcing it is accepted and
-	// the reader waits for the payload (here: the stream ends).
-	r := NewReader(bytes.NewReader(header(MaxMessageSizeLimit)), MaxMessageSizeLimit)
+	// The hard cap is a valid limit (on 64-bit platforms); a header
+	// announcing it is accepted and the reader waits for the payload (here:
+	// the stream ends).
+	r := NewReader(bytes.NewReader(header(effectiveMax(MaxMessageSizeLimit))), MaxMessageSizeLimit)
 	_, err := r.ReadMessage()
 	require.Equal(t, io.ErrUnexpectedEOF, err)
 

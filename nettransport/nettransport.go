@@ -115,10 +115,12 @@ type Connection interface {
 	// Recv returns the next message and the time its body took to arrive.
 	Recv(ctx context.Context) ([]byte, time.Duration, error)
 
-	// Close closes the connection with code 0.
+	// Close closes the connection gracefully with code 0: it first waits (at most the stream
+	// timeout) until the peer has read every message already sent. It returns a
+	// *TimeoutError if the peer did not read them in time; the connection is closed anyway.
 	Close() error
-	// CloseWithError closes the connection with an application code and a reason the peer
-	// receives.
+	// CloseWithError closes the connection at once with an application code and a reason
+	// the peer receives. Messages still in flight are discarded.
 	CloseWithError(code ApplicationErrorCode, reason string) error
 	// Done is closed when the connection is shut down, by either side (the original's
 	// watch_close).

@@ -169,7 +169,7 @@ func (t *transport) Dial(ctx context.Context, addr ma.Multiaddr, alpn []string, 
 
 // adopt wraps an established session in a Connection owned by the transport.
 func (t *transport) adopt(sc session.Conn, core Core, local identity.CertHash) (Connection, error) {
-	c := &connection{sc: sc, core: core, local: local, state: sc.State()}
+	c := &connection{sc: sc, core: core, local: local, state: sc.State(), timeout: t.cfg.streamTimeout()}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -266,11 +266,12 @@ func (i *incoming) Accept(ctx context.Context) (Connection, error) {
 func (i *incoming) Reject() error { return i.in.Reject() }
 
 type connection struct {
-	sc    session.Conn
-	pool  *streampool.Pool
-	core  Core
-	local identity.CertHash
-	state session.State
+	timeout time.Duration
+	sc      session.Conn
+	pool    *streampool.Pool
+	core    Core
+	local   identity.CertHash
+	state   session.State
 }
 
 var _ Connection = (*connection)(nil)
@@ -306,7 +307,23 @@ func (c *connection) Recv(ctx context.Context) ([]byte, time.Duration, error) {
 	return m.Data, m.Transfer, err
 }
 
-func (c *connection) Close() error { return c.CloseWithError(session.CodeNoError, "") }
+// Close is graceful: it finishes the send streams after the messages already sent, waits
+// (at most the stream timeout) until the peer has read them, then closes with code 0. Without
+// the wait, closing right after Send would discard messages still in flight.
+func (c *connection) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	derr := c.pool.Drain(ctx)
+	err := c.CloseWithError(session.CodeNoError, "")
+	if derr != nil && c.sc.Context().Err() != nil && !errors.Is(derr, context.DeadlineExceeded) {
+		// The peer closed first; what it read is what it read.
+		derr = nil
+	}
+	if errors.Is(derr, context.DeadlineExceeded) {
+		derr = &TimeoutError{Op: "close: waiting for the peer to read our messages", After: c.timeout}
+	}
+	return errors.Join(derr, err)
+}
 
 func (c *connection) CloseWithError(code ApplicationErrorCode, reason string) error {
 	err := c.sc.CloseWithError(code, reason)

@@ -34,6 +34,9 @@ const (
 	// coalesceLimit: messages up to this size are copied into the shared batch; larger ones
 	// are written from the caller's buffer without copying.
 	coalesceLimit = 64 << 10
+	// writeChunk is the most handed to the stream per write call; the stall timeout applies
+	// to each chunk.
+	writeChunk = 256 << 10
 )
 
 // Stream error codes the pool sends with STOP_SENDING / RESET_STREAM.
@@ -50,7 +53,9 @@ const (
 // Config tunes a Pool. The zero value means the documented defaults; a Config must not be
 // modified after use.
 type Config struct {
-	// Timeout bounds opening a send stream and each write. Zero means DefaultTimeout.
+	// Timeout bounds opening a send stream and each write. Writes are timed as stalls: a
+	// write fails when the stream takes no data (up to 256 KiB at a time) within Timeout, so
+	// a large message that keeps moving is never cut off. Zero means DefaultTimeout.
 	Timeout time.Duration
 	// MaxMessageSize is the largest message sent or accepted. Zero means
 	// framing.DefaultMaxMessageSize (16 MiB); the hard cap is framing.MaxMessageSizeLimit.

@@ -50,16 +50,25 @@ type Pool struct {
 
 	mu      sync.Mutex
 	streams map[session.ReceiveStream]struct{}
-	refused atomic.Uint64
+	// leftovers are whole messages readers held when the pool stopped (the connection closed
+	// with the receive queue full): still delivered by Recv, in order, before the close error.
+	leftovers []Message
+	refused   atomic.Uint64
+
+	// baseline is the peer's unidirectional stream limit when the pool started, before we
+	// opened any stream: once our capacity is back to it, the peer has read every stream we
+	// finished to its end (a QUIC receiver grants a new stream only when one is consumed).
+	baseline int64
 }
 
 // New starts a pool on conn. Close it (or close conn) to end its goroutines.
 func New(conn session.Conn, cfg Config) *Pool {
 	p := &Pool{
-		conn:    conn,
-		cfg:     cfg,
-		queue:   make(chan Message, cfg.receiveQueue()),
-		streams: make(map[session.ReceiveStream]struct{}),
+		conn:     conn,
+		cfg:      cfg,
+		queue:    make(chan Message, cfg.receiveQueue()),
+		streams:  make(map[session.ReceiveStream]struct{}),
+		baseline: conn.StreamCapacity().Uni,
 	}
 	p.ctx, p.cancel = context.WithCancel(conn.Context())
 	p.senders = make([]*sender, cfg.sendStreams())
@@ -101,13 +110,21 @@ func (p *Pool) Recv(ctx context.Context) (Message, error) {
 	case <-ctx.Done():
 		return Message{}, ctx.Err()
 	case <-p.ctx.Done():
-		// Readers may still be delivering what arrived before the close.
+		// Readers hand over what arrived before the close; wait for them.
 		p.wg.Wait()
 		select {
 		case m := <-p.queue:
 			return m, nil
 		default:
 		}
+		p.mu.Lock()
+		if len(p.leftovers) > 0 {
+			m := p.leftovers[0]
+			p.leftovers = p.leftovers[1:]
+			p.mu.Unlock()
+			return m, nil
+		}
+		p.mu.Unlock()
 		if cause := context.Cause(p.conn.Context()); cause != nil {
 			return Message{}, cause
 		}
@@ -121,6 +138,36 @@ var errClosed = errors.New("closed")
 
 // Refused counts inbound streams stopped because a message exceeded MaxMessageSize.
 func (p *Pool) Refused() uint64 { return p.refused.Load() }
+
+// Drain finishes every send stream after the messages already handed to Send, and waits
+// until the peer has read them all (or ctx ends, or the connection closes). Sends after Drain
+// started fail. It is the first half of a graceful close: closing the connection right after
+// Send would discard messages still in flight.
+func (p *Pool) Drain(ctx context.Context) error {
+	for _, s := range p.senders {
+		if err := s.finish(ctx); err != nil {
+			return err
+		}
+	}
+	done := make(chan struct{}, 1)
+	stop := p.conn.OnStreamCapacity(func(session.Capacity) {
+		select {
+		case done <- struct{}{}:
+		default:
+		}
+	})
+	defer stop()
+	for p.conn.StreamCapacity().Uni < p.baseline {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.conn.Context().Done():
+			return context.Cause(p.conn.Context())
+		}
+	}
+	return nil
+}
 
 // Close stops the pool's goroutines and waits for them. It does not close the connection.
 func (p *Pool) Close() error {
@@ -182,7 +229,25 @@ func (p *Pool) readLoop(rs session.ReceiveStream) {
 		select {
 		case p.queue <- m:
 		case <-p.ctx.Done():
+			p.keepLeftovers(m, r)
 			return
 		}
 	}
+}
+
+// keepLeftovers stores m and every whole message still buffered in r for Recv, so that a
+// close right after the peer's last message does not lose what already arrived.
+// The stream is closed or cancelled by now, so reads past the buffer fail at once.
+func (p *Pool) keepLeftovers(m Message, r *framing.Reader) {
+	kept := []Message{m}
+	for r.Buffered() > 0 {
+		msg, at, err := r.ReadMessageTimed()
+		if err != nil {
+			break
+		}
+		kept = append(kept, Message{Data: msg, Transfer: time.Since(at)})
+	}
+	p.mu.Lock()
+	p.leftovers = append(p.leftovers, kept...)
+	p.mu.Unlock()
 }

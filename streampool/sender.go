@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -191,12 +192,8 @@ func (s *sender) write(ctx context.Context, batch, large []byte) error {
 		s.stream = st
 	}
 	timeout := s.p.cfg.timeout()
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
+	ctxDeadline, hasDeadline := ctx.Deadline()
 	st := s.stream
-	_ = st.SetWriteDeadline(deadline)
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { _ = st.SetWriteDeadline(time.Unix(1, 0)) })
 		defer stop()
@@ -209,12 +206,26 @@ func (s *sender) write(ctx context.Context, batch, large []byte) error {
 		binary.BigEndian.PutUint32(s.hdr[:], uint32(len(large)))
 		segs = append(segs, s.hdr[:], large)
 	}
+	// The timeout is a stall timeout: each chunk must be taken by the stream within it, so a
+	// big message on a slow path is not cut off while it makes progress.
 	for _, b := range segs {
-		if _, err := st.Write(b); err != nil {
-			// The peer may hold part of a message: reset so it is discarded, and start afresh.
-			st.CancelWrite(CodeWriteFailed)
-			s.stream = nil
-			return s.writeError(ctx, err, timeout)
+		for len(b) > 0 {
+			n := min(len(b), writeChunk)
+			deadline := time.Now().Add(timeout)
+			if hasDeadline && ctxDeadline.Before(deadline) {
+				deadline = ctxDeadline
+			}
+			_ = st.SetWriteDeadline(deadline)
+			if ctx.Err() != nil {
+				_ = st.SetWriteDeadline(time.Unix(1, 0))
+			}
+			if _, err := st.Write(b[:n]); err != nil {
+				// The peer may hold part of a message: reset so it is discarded, and start afresh.
+				st.CancelWrite(CodeWriteFailed)
+				s.stream = nil
+				return s.writeError(ctx, err, timeout)
+			}
+			b = b[n:]
 		}
 	}
 	return nil
@@ -261,4 +272,34 @@ func (s *sender) close(err error) {
 		s.closed = err
 	}
 	s.cond.Broadcast()
+}
+
+// errDraining fails Sends that start after Drain.
+var errDraining = fmt.Errorf("stream pool draining for close: %w", errClosed)
+
+// finish waits for writes in progress and pending messages, then ends the stream (FIN).
+func (s *sender) finish(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed == nil {
+		s.closed = errDraining
+	}
+	for s.flushing || len(s.pending) > 0 {
+		if !s.flushing {
+			// Waiters left (ctx ended) but their copies are still pending: write them.
+			if err := s.flush(ctx, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.wait(ctx); err != nil {
+			return err
+		}
+	}
+	if s.stream != nil {
+		err := s.stream.Close()
+		s.stream = nil
+		return err
+	}
+	return nil
 }

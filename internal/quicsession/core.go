@@ -186,8 +186,11 @@ func handshakeError(err error, raddr net.Addr, cfg *session.Config) error {
 		if certs.IsCertificateAlert(alert) {
 			return certs.NewRejectedByPeerError(cfg.Credential, raddr, alert, closeError(err))
 		}
-		if alert == 120 { // no_application_protocol
+		switch alert {
+		case 120: // no_application_protocol
 			return &session.ALPNError{Offered: cfg.ALPN, PeerAddr: raddr}
+		case 80: // internal_error: the listener's application refused us before the handshake
+			return fmt.Errorf("quic dial %s: %w", raddr, session.ErrRejected)
 		}
 	}
 	var ae *quic.ApplicationError
@@ -255,7 +258,7 @@ type listener struct {
 // connContext runs when a client's first packet arrives: the attempt becomes an Incoming in
 // the accept queue, or is refused when the queue is full.
 func (l *listener) connContext(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
-	in := &incoming{l: l, remote: info.RemoteAddr, trace: newConnTrace(), handshake: make(chan *quic.Conn, 1)}
+	in := &incoming{l: l, remote: info.RemoteAddr, trace: newConnTrace(), handshake: make(chan *quic.Conn, 1), decided: make(chan struct{})}
 	ctx = context.WithValue(ctx, incomingKey{}, in)
 	in.qctx = ctx
 	select {
@@ -275,6 +278,20 @@ func (l *listener) configForClient(chi *tls.ClientHelloInfo) (*tls.Config, error
 	in, ok := chi.Context().Value(incomingKey{}).(*incoming)
 	if !ok {
 		return nil, errors.New("peerwire: connection without state")
+	}
+	// Like the original (MsQuic), the handshake proceeds only once the application accepted
+	// the attempt: its Reject refuses before any certificate is exchanged.
+	timer := time.NewTimer(l.cfg.Handshake())
+	defer timer.Stop()
+	select {
+	case <-in.decided:
+	case <-timer.C:
+		in.abandon()
+		return nil, errors.New("peerwire: connection attempt not accepted in time")
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-chi.Context().Done():
+		return nil, chi.Context().Err()
 	}
 	if in.isRejected() {
 		return nil, session.ErrRejected
@@ -340,9 +357,22 @@ type incoming struct {
 	qctx      context.Context // quic-go's context for the attempt; ends when it fails or closes
 	handshake chan *quic.Conn // the connection once the handshake completed
 
+	decided chan struct{} // closed when the application accepted or rejected
+
 	mu       sync.Mutex
 	rejected bool
 	taken    bool
+}
+
+// decide records the application's decision once. Called with in.mu held.
+func (in *incoming) decide(reject bool) {
+	select {
+	case <-in.decided:
+		return
+	default:
+	}
+	in.rejected = reject
+	close(in.decided)
 }
 
 func (in *incoming) RemoteAddr() net.Addr { return in.remote }
@@ -353,7 +383,8 @@ func (in *incoming) isRejected() bool {
 	return in.rejected
 }
 
-// Accept waits for the handshake. A cancelled ctx abandons the attempt.
+// Accept lets the handshake proceed and waits for it, including the certificate checks of
+// both sides. A cancelled ctx abandons the attempt.
 func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
 	in.mu.Lock()
 	if in.rejected || in.taken {
@@ -361,6 +392,7 @@ func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
 		return nil, session.ErrRejected
 	}
 	in.taken = true
+	in.decide(false)
 	in.mu.Unlock()
 	select {
 	case qc := <-in.handshake:
@@ -384,8 +416,9 @@ func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
 	}
 }
 
-// Reject refuses the attempt: before the TLS handshake reaches us it fails the handshake,
-// after it closes the connection with session.CodeRejected.
+// Reject refuses the attempt. The handshake waits for the application's decision, so a
+// rejected dialer fails in its handshake (TLS alert internal_error, reported as
+// session.ErrRejected) before any certificate is exchanged.
 func (in *incoming) Reject() error {
 	in.abandon()
 	return nil
@@ -397,6 +430,7 @@ func (in *incoming) abandon() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.rejected = true
+	in.decide(true)
 	select {
 	case qc := <-in.handshake:
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(session.CodeRejected), "rejected")

@@ -2,8 +2,8 @@ package quicsession_test
 
 import (
 	"context"
-	"net"
 	"io"
+	"net"
 	"testing"
 	"time"
 

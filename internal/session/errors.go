@@ -143,8 +143,9 @@ func (e *TimeoutError) Is(target error) bool {
 }
 
 // ErrRejected is returned by Incoming.Accept after Incoming.Reject, and by a dial whose peer
-// refused the connection at the application level.
-var ErrRejected = errors.New("connection rejected by the application")
+// refused the connection attempt (its application rejected it, or it was not accepted in
+// time).
+var ErrRejected = errors.New("connection refused by the peer's application")
 
 var (
 	_ net.Error = (*CloseError)(nil)
