@@ -84,9 +84,9 @@ func TestNewCredentialValidity(t *testing.T) {
 func TestNewCredentialErrors(t *testing.T) {
 	id := newKey(t)
 	for name, opts := range map[string]Options{
-		"negative validity":  {Validity: -time.Second},
-		"zero co-signer":     {CoSigners: []identity.PrivateKey{{}}},
-		"primary as cosign":  {CoSigners: []identity.PrivateKey{id}},
+		"negative validity": {Validity: -time.Second},
+		"zero co-signer":    {CoSigners: []identity.PrivateKey{{}}},
+		"primary as cosign": {CoSigners: []identity.PrivateKey{id}},
 		"duplicate co-signer": func() Options {
 			k := newKey(t)
 			return Options{CoSigners: []identity.PrivateKey{k, k}}

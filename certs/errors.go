@@ -187,8 +187,8 @@ func (e *RejectedByPeerError) Unwrap() error { return e.Err }
 func (e *RejectedByPeerError) Is(target error) bool { return target == ErrCertificateRejected }
 
 // SetPeerAddr records addr in the first [*RejectError] or
-// [*RejectedByPeerError] in err's chain whose PeerAddr is unset, and reports
-// whether it found one. Transports call it on handshake errors, since the TLS
+// [*RejectedByPeerError] in err's chain, unless that error already has an
+// address, and reports whether err holds such an error. Transports call it on handshake errors, since the TLS
 // verification callback cannot know the address.
 func SetPeerAddr(err error, addr net.Addr) bool {
 	if re, ok := errors.AsType[*RejectError](err); ok {
