@@ -12,10 +12,27 @@ import (
 // Core names a session implementation.
 type Core string
 
-// The cores. The address picks one: /udp/<port>/quic-v1 is QUIC.
+// The cores. The address picks one: /udp/<port>/quic-v1 is QUIC, /tcp/<port>/qmux is QMux.
 const (
 	QUIC Core = "quic"
+	QMux Core = "qmux"
 )
+
+// P_QMUX is the multiaddr protocol code of the "qmux" component (/tcp/<port>/qmux): QMux
+// (draft-ietf-quic-qmux-02) over TLS 1.3 over TCP. It is in the multicodec private-use range
+// (0x300000–0x3FFFFF); its bytes spell "?QS", the start of QMux's QX_TRANSPORT_PARAMETERS
+// magic. Every program that parses such addresses must register it; importing nettransport
+// does.
+const P_QMUX = 0x3f5153
+
+func init() {
+	if ma.ProtocolWithCode(P_QMUX).Code != 0 {
+		return
+	}
+	if err := ma.AddProtocol(ma.Protocol{Name: "qmux", Code: P_QMUX, VCode: ma.CodeToVarint(P_QMUX)}); err != nil {
+		panic(err)
+	}
+}
 
 // AddrError reports a multiaddr peerwire cannot listen on or dial.
 type AddrError struct {
@@ -25,7 +42,7 @@ type AddrError struct {
 
 // Error names the address and what is wrong with it.
 func (e *AddrError) Error() string {
-	return fmt.Sprintf("unsupported address %q: %s (want /ip4|ip6/<ip>/udp/<port>/quic-v1)", e.Addr, e.Reason)
+	return fmt.Sprintf("unsupported address %q: %s (want /ip4|ip6/<ip>/udp/<port>/quic-v1 or /ip4|ip6/<ip>/tcp/<port>/qmux)", e.Addr, e.Reason)
 }
 
 // splitAddr maps a multiaddr to its core and a "host:port" for the socket layer.
@@ -54,13 +71,15 @@ func splitAddr(addr ma.Multiaddr) (Core, string, error) {
 	switch {
 	case comps[1].Protocol().Code == ma.P_UDP && comps[2].Protocol().Code == ma.P_QUIC_V1:
 		return QUIC, net.JoinHostPort(host, port), nil
+	case comps[1].Protocol().Code == ma.P_TCP && comps[2].Protocol().Code == P_QMUX:
+		return QMux, net.JoinHostPort(host, port), nil
 	}
 	return "", "", &AddrError{Addr: addr.String(), Reason: "no peerwire core for this transport"}
 }
 
 // toMultiaddr builds the multiaddr of a bound socket address for a core.
 func toMultiaddr(core Core, a net.Addr) (ma.Multiaddr, error) {
-	ap, err := netip.ParseAddrPort(a.String())
+	ap, err := netip.ParseAddrPort(a.String()) // works for *net.UDPAddr and *net.TCPAddr
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +91,8 @@ func toMultiaddr(core Core, a net.Addr) (ma.Multiaddr, error) {
 	switch core {
 	case QUIC:
 		return ma.NewMultiaddr(fmt.Sprintf("/%s/%s/udp/%d/quic-v1", ipProto, ip, ap.Port()))
+	case QMux:
+		return ma.NewMultiaddr(fmt.Sprintf("/%s/%s/tcp/%d/qmux", ipProto, ip, ap.Port()))
 	}
 	return nil, fmt.Errorf("unknown core %q", core)
 }

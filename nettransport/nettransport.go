@@ -15,6 +15,9 @@
 // Addresses are multiaddrs. The address picks the core:
 //
 //	/ip4/127.0.0.1/udp/4001/quic-v1   QUIC (quic-go)
+//	/ip4/127.0.0.1/tcp/4001/qmux      QMux over TLS 1.3/TCP, for networks that block UDP
+//
+// Both cores offer the same API and the same guarantees; nothing but the address changes.
 //
 // # Cancellation
 //
@@ -107,7 +110,7 @@ type Connection interface {
 	ALPN() string
 	// ALPNIs reports whether the negotiated protocol is p.
 	ALPNIs(p string) bool
-	// Core names the implementation carrying the connection ("quic").
+	// Core names the implementation carrying the connection (QUIC or QMux).
 	Core() Core
 
 	// Send sends one message. It returns once the message was written to the stream.

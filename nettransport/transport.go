@@ -13,6 +13,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/peerwire/peerwire/identity"
+	"github.com/peerwire/peerwire/internal/qmux"
 	"github.com/peerwire/peerwire/internal/quicsession"
 	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/streampool"
@@ -56,7 +57,7 @@ func (c *Config) streamTimeout() time.Duration {
 	return streampool.DefaultTimeout
 }
 
-// New returns a Transport with the QUIC core.
+// New returns a Transport with both cores; each address picks its core.
 func New(cfg Config) (Transport, error) {
 	if cfg.MaxMessageSize > 0 && cfg.MaxMessageSize < 1 {
 		return nil, errors.New("peerwire: invalid MaxMessageSize")
@@ -71,7 +72,7 @@ func New(cfg Config) (Transport, error) {
 	return &transport{
 		cfg:   cfg,
 		log:   log,
-		cores: map[Core]session.Core{QUIC: quicsession.New()},
+		cores: map[Core]session.Core{QUIC: quicsession.New(), QMux: qmux.New()},
 		lns:   make(map[*listener]struct{}),
 		conns: make(map[*connection]struct{}),
 	}, nil

@@ -220,15 +220,31 @@ func (s *sender) write(ctx context.Context, batch, large []byte) error {
 				_ = st.SetWriteDeadline(time.Unix(1, 0))
 			}
 			if _, err := st.Write(b[:n]); err != nil {
-				// The peer may hold part of a message: reset so it is discarded, and start afresh.
-				st.CancelWrite(CodeWriteFailed)
-				s.stream = nil
+				s.abandon(st, err)
 				return s.writeError(ctx, err, timeout)
 			}
 			b = b[n:]
 		}
 	}
 	return nil
+}
+
+// abandon drops the stream after a failed write; the next Send opens a fresh one. A stream
+// that is still alive (the write timed out or was cancelled) is finished gracefully rather
+// than reset: messages written before are still delivered, and the peer discards the
+// message cut short by the FIN (its reader sees an unexpected end), so nothing partial and
+// nothing already sent is lost.
+func (s *sender) abandon(st session.SendStream, err error) {
+	s.stream = nil
+	var re *session.StreamResetError
+	var ce *session.CloseError
+	if errors.As(err, &re) || errors.As(err, &ce) {
+		return
+	}
+	_ = st.SetWriteDeadline(time.Time{})
+	if cerr := st.Close(); cerr != nil {
+		st.CancelWrite(CodeWriteFailed)
+	}
 }
 
 func (s *sender) open(ctx context.Context) (session.SendStream, error) {

@@ -19,6 +19,7 @@ var cores = []struct {
 	listen string
 }{
 	{"quic", "/ip4/127.0.0.1/udp/0/quic-v1"},
+	{"qmux", "/ip4/127.0.0.1/tcp/0/qmux"},
 }
 
 func forEachCore(t *testing.T, f func(t *testing.T, listen ma.Multiaddr)) {

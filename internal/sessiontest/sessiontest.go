@@ -10,6 +10,7 @@ import (
 
 	"github.com/peerwire/peerwire/certs"
 	"github.com/peerwire/peerwire/identity"
+	"github.com/peerwire/peerwire/internal/qmux"
 	"github.com/peerwire/peerwire/internal/quicsession"
 	"github.com/peerwire/peerwire/internal/session"
 )
@@ -40,6 +41,7 @@ type CoreFactory struct {
 func Cores() []CoreFactory {
 	return []CoreFactory{
 		{Name: "quic", New: func() session.Core { return quicsession.New() }, Addr: "127.0.0.1:0"},
+		{Name: "qmux", New: func() session.Core { return qmux.New() }, Addr: "127.0.0.1:0"},
 	}
 }
 

@@ -1,0 +1,970 @@
+package qmux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/peerwire/peerwire/internal/qmux/wire"
+	"github.com/peerwire/peerwire/internal/session"
+)
+
+const (
+	// recordPayload is the Frames size of the records we send: with a 2-byte Size it fills
+	// one 16 KiB TLS record (the draft's default max_record_size).
+	recordPayload = wire.DefaultMaxRecordSize
+	// recordsPerWrite bounds how many records one transport write carries.
+	recordsPerWrite = 8
+	// streamQuantum is how much of one stream goes out before the next stream's turn.
+	streamQuantum = 32 << 10
+	// closeLinger bounds the wait for the peer's half-close after we closed.
+	closeLinger = 2 * time.Second
+	// Initial flow-control windows; they grow (auto-tuning) up to the configured maxima.
+	initialStreamWindow = 512 << 10
+	initialConnWindow   = 1 << 20
+	// minIdleTimeout is the shortest idle timeout we enforce, whatever the peer advertises:
+	// a deployed stack advertises 30 ms.
+	minIdleTimeout = time.Second
+)
+
+// conn is a QMux connection over a reliable, ordered, secure byte stream (TLS in production,
+// net.Pipe in protocol tests). One goroutine reads the transport at all times (forward
+// progress: reads never wait on an application), one writes records; all state is guarded
+// by mu.
+type conn struct {
+	nc     net.Conn
+	client bool
+	cfg    *session.Config
+	state  session.State
+	local  wire.TransportParameters
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	closeErr  error // set once the connection is closing
+	closeSent bool  // our CONNECTION_CLOSE (if any) is queued
+	peer      wire.TransportParameters
+	gotParams bool
+	params    chan struct{} // closed when the peer's parameters arrived
+
+	streams map[uint64]*stream
+	// Streams we open: next index, and the peer's cumulative limit, per direction.
+	nextLocal [2]uint64
+	peerLimit [2]uint64
+	openWait  chan struct{} // closed and replaced when a peer limit rises
+	subs      map[int]func(session.Capacity)
+	nextSub   int
+	capNotify bool
+	// blockedSent: STREAMS_BLOCKED sent at the current limit, per direction.
+	blockedSent [2]bool
+	readDone    chan struct{}
+	// Streams the peer opens: next unseen index, our cumulative limit, finished count.
+	nextRemote [2]uint64
+	limit      [2]uint64
+	acceptQ    [2][]*stream
+	acceptSig  [2]chan struct{}
+
+	// Connection-level flow control.
+	sendMax, sent             uint64
+	recvMax, recvd, readTotal uint64
+	connWindow                uint64
+	lastConnUpdate            time.Time
+	dataBlockedAt             uint64
+	connBlocked               []*stream // streams waiting for MAX_DATA
+
+	// Writer.
+	ctrl       []wire.Frame
+	sendQ      []*stream
+	wake       chan struct{}
+	paramsSent bool
+
+	// QX_PING.
+	pingSent, pingAcked uint64
+	peerPing            uint64 // largest request received
+	gotPeerPing         bool
+	pingPending         bool // a response is owed
+	pingAt              time.Time
+	rtt                 time.Duration
+
+	idle, keepAlive time.Duration
+	idleTimer       *time.Timer
+	keepTimer       *time.Timer
+}
+
+var _ session.Conn = (*conn)(nil)
+
+func newConn(nc net.Conn, client bool, cfg *session.Config, state session.State) *conn {
+	c := &conn{
+		nc:         nc,
+		client:     client,
+		cfg:        cfg,
+		state:      state,
+		params:     make(chan struct{}),
+		streams:    make(map[uint64]*stream),
+		openWait:   make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		acceptSig:  [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
+		readDone:   make(chan struct{}),
+		connWindow: min(initialConnWindow, cfg.ConnectionWindow()),
+		rtt:        time.Millisecond,
+	}
+	streamWin := min(initialStreamWindow, cfg.StreamWindow())
+	c.local = wire.TransportParameters{
+		MaxIdleTimeout:                 cfg.Idle(),
+		InitialMaxData:                 c.connWindow,
+		InitialMaxStreamDataBidiLocal:  streamWin,
+		InitialMaxStreamDataBidiRemote: streamWin,
+		InitialMaxStreamDataUni:        streamWin,
+		InitialMaxStreamsBidi:          uint64(cfg.IncomingStreams()),
+		InitialMaxStreamsUni:           uint64(cfg.IncomingUniStreams()),
+	}
+	c.recvMax = c.local.InitialMaxData
+	c.limit = [2]uint64{c.local.InitialMaxStreamsBidi, c.local.InitialMaxStreamsUni}
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	c.state.Core = "qmux"
+	c.signalWriter() // our parameters go out at once, first
+	c.wg.Add(2)
+	go c.readLoop()
+	go c.writeLoop()
+	return c
+}
+
+// waitParams waits for the peer's QX_TRANSPORT_PARAMETERS. On a client over TLS 1.3 this is
+// also the server's acceptance of our certificate: the server sends its parameters only
+// after its handshake, which includes verifying ours.
+func (c *conn) waitParams(ctx context.Context) error {
+	select {
+	case <-c.params:
+		return nil
+	case <-c.ctx.Done():
+		return context.Cause(c.ctx)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// --- session.Conn -----------------------------------------------------------------------
+
+func (c *conn) OpenStream(ctx context.Context) (session.Stream, error) {
+	s, err := c.open(ctx, dirBidi)
+	if err != nil {
+		return nil, err
+	}
+	return bidiHandle{s}, nil
+}
+
+func (c *conn) OpenUniStream(ctx context.Context) (session.SendStream, error) {
+	s, err := c.open(ctx, dirUni)
+	if err != nil {
+		return nil, err
+	}
+	return sendHandle{s}, nil
+}
+
+func (c *conn) open(ctx context.Context, dir int) (*stream, error) {
+	c.mu.Lock()
+	for {
+		if c.closeErr != nil {
+			err := c.closeErr
+			c.mu.Unlock()
+			return nil, err
+		}
+		if c.nextLocal[dir] < c.peerLimit[dir] {
+			idx := c.nextLocal[dir]
+			c.nextLocal[dir]++
+			s := newStream(c, streamID(idx, dir, c.client), true)
+			c.streams[s.id] = s
+			c.mu.Unlock()
+			return s, nil
+		}
+		// Tell the peer we are blocked (STREAMS_BLOCKED), once per limit.
+		if c.gotParams && !c.blockedSent[dir] {
+			c.blockedSent[dir] = true
+			c.ctrl = append(c.ctrl, &wire.StreamsBlockedFrame{Bidi: dir == dirBidi, MaximumStreams: c.peerLimit[dir]})
+			c.signalWriter()
+		}
+		ch := c.openWait
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, &session.TimeoutError{Op: "open stream"}
+			}
+			return nil, ctx.Err()
+		}
+		c.mu.Lock()
+	}
+}
+
+func (c *conn) AcceptStream(ctx context.Context) (session.Stream, error) {
+	s, err := c.accept(ctx, dirBidi)
+	if err != nil {
+		return nil, err
+	}
+	return bidiHandle{s}, nil
+}
+
+func (c *conn) AcceptUniStream(ctx context.Context) (session.ReceiveStream, error) {
+	s, err := c.accept(ctx, dirUni)
+	if err != nil {
+		return nil, err
+	}
+	return recvHandle{s}, nil
+}
+
+func (c *conn) accept(ctx context.Context, dir int) (*stream, error) {
+	for {
+		c.mu.Lock()
+		if len(c.acceptQ[dir]) > 0 {
+			s := c.acceptQ[dir][0]
+			c.acceptQ[dir][0] = nil
+			c.acceptQ[dir] = c.acceptQ[dir][1:]
+			s.accepted = true
+			c.streamMaybeDone(s)
+			c.mu.Unlock()
+			return s, nil
+		}
+		if c.closeErr != nil {
+			err := c.closeErr
+			c.mu.Unlock()
+			return nil, err
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.acceptSig[dir]:
+		case <-c.ctx.Done():
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *conn) StreamCapacity() session.Capacity {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.capacityLocked()
+}
+
+func (c *conn) capacityLocked() session.Capacity {
+	return session.Capacity{
+		Bidi: int64(c.peerLimit[dirBidi] - c.nextLocal[dirBidi]),
+		Uni:  int64(c.peerLimit[dirUni] - c.nextLocal[dirUni]),
+	}
+}
+
+func (c *conn) OnStreamCapacity(f func(session.Capacity)) func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.subs == nil {
+		c.subs = make(map[int]func(session.Capacity))
+	}
+	id := c.nextSub
+	c.nextSub++
+	c.subs[id] = f
+	return func() {
+		c.mu.Lock()
+		delete(c.subs, id)
+		c.mu.Unlock()
+	}
+}
+
+// maxReason bounds the reason phrase we send, so a CONNECTION_CLOSE fits one record.
+const maxReason = 1024
+
+func truncate(reason string) string {
+	if len(reason) > maxReason {
+		return reason[:maxReason]
+	}
+	return reason
+}
+
+func (c *conn) CloseWithError(code session.ApplicationErrorCode, reason string) error {
+	reason = truncate(reason)
+	c.closeWith(&session.CloseError{Kind: session.ClosedByApplication, Code: uint64(code), Reason: reason},
+		&wire.ConnectionCloseFrame{IsApplication: true, ErrorCode: uint64(code), Reason: []byte(reason)})
+	return nil
+}
+
+func (c *conn) Context() context.Context { return c.ctx }
+
+func (c *conn) State() session.State { return c.state }
+
+// --- closing ------------------------------------------------------------------------------
+
+// closeWith starts closing once: streams and waiters fail with err; frame (our
+// CONNECTION_CLOSE, or nil when the peer closed or the idle timer fired) is the last thing
+// the writer sends before half-closing the transport.
+func (c *conn) closeWith(err *session.CloseError, frame wire.Frame) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(err, frame)
+}
+
+func (c *conn) closeLocked(err *session.CloseError, frame wire.Frame) {
+	if c.closeErr != nil {
+		return
+	}
+	c.closeErr = err
+	if frame != nil {
+		c.ctrl = append(c.ctrl[:0], frame)
+	} else {
+		c.ctrl = c.ctrl[:0]
+	}
+	c.sendQ = nil
+	for _, s := range c.streams {
+		signal(s.wSignal)
+		signal(s.rSignal)
+	}
+	signal(c.acceptSig[0])
+	signal(c.acceptSig[1])
+	close(c.openWait)
+	c.openWait = make(chan struct{})
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	if c.keepTimer != nil {
+		c.keepTimer.Stop()
+	}
+	c.cancel(err)
+	// A writer blocked on a peer that does not read must not hold the close up: it may take
+	// the linger time to send our CONNECTION_CLOSE, no more.
+	if frame != nil {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(closeLinger))
+	} else {
+		_ = c.nc.SetWriteDeadline(time.Now())
+	}
+	c.signalWriter()
+}
+
+// protocolError closes the connection because the peer broke the protocol.
+func (c *conn) protocolErrorLocked(code wire.TransportErrorCode, ft wire.FrameType, reason string) {
+	reason = truncate(reason)
+	c.closeLocked(&session.CloseError{Kind: session.ClosedByTransportError, Code: uint64(code), Reason: reason},
+		&wire.ConnectionCloseFrame{ErrorCode: uint64(code), FrameType: uint64(ft), Reason: []byte(reason)})
+}
+
+// transportFailed ends the connection after the byte stream failed or ended without
+// CONNECTION_CLOSE.
+func (c *conn) transportFailed(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeErr != nil {
+		return
+	}
+	ce := &session.CloseError{Kind: session.ClosedByNetwork, Err: err}
+	if errors.Is(err, io.EOF) {
+		ce.Remote = true
+		ce.Err = errors.New("peer closed the transport without CONNECTION_CLOSE")
+	}
+	c.closeLocked(ce, nil)
+}
+
+// --- reading ------------------------------------------------------------------------------
+
+func (c *conn) readLoop() {
+	defer c.wg.Done()
+	defer close(c.readDone)
+	rr := wire.NewRecordReader(c.nc, wire.DefaultMaxRecordSize)
+	var p wire.Parser
+	for {
+		rec, err := rr.Next()
+		if err != nil {
+			var we *wire.Error
+			if errors.As(err, &we) {
+				c.mu.Lock()
+				c.protocolErrorLocked(we.Code, wire.FrameType(we.FrameType), we.Reason)
+				c.mu.Unlock()
+			} else {
+				c.transportFailed(err)
+			}
+			c.finishReading()
+			return
+		}
+		c.mu.Lock()
+		if c.closeErr != nil {
+			// Closing: discard what arrives until the peer half-closes.
+			c.mu.Unlock()
+			continue
+		}
+		for len(rec) > 0 && c.closeErr == nil {
+			f, n, err := p.ParseNext(rec)
+			if err != nil {
+				var we *wire.Error
+				if !errors.As(err, &we) {
+					we = &wire.Error{Code: wire.FrameEncodingError, Reason: err.Error()}
+				}
+				c.protocolErrorLocked(we.Code, wire.FrameType(we.FrameType), we.Reason)
+				break
+			}
+			rec = rec[n:]
+			c.handleFrameLocked(f)
+		}
+		c.activityLocked(false)
+		c.mu.Unlock()
+		c.notifyCapacity()
+	}
+}
+
+// finishReading runs when reading ended: the writer finishes, then the transport closes.
+func (c *conn) finishReading() {
+	c.mu.Lock()
+	c.signalWriter()
+	c.mu.Unlock()
+}
+
+func (c *conn) handleFrameLocked(f wire.Frame) {
+	if !c.gotParams {
+		tp, ok := f.(*wire.TransportParametersFrame)
+		if !ok {
+			c.protocolErrorLocked(wire.TransportParameterError, f.Type(), "first frame is not QX_TRANSPORT_PARAMETERS")
+			return
+		}
+		c.applyParamsLocked(&tp.Params)
+		return
+	}
+	switch f := f.(type) {
+	case *wire.PaddingFrame:
+	case *wire.StreamFrame:
+		c.handleStreamLocked(f)
+	case *wire.ResetStreamFrame:
+		c.handleResetLocked(f)
+	case *wire.StopSendingFrame:
+		c.handleStopSendingLocked(f)
+	case *wire.MaxDataFrame:
+		if f.MaximumData > c.sendMax {
+			c.sendMax = f.MaximumData
+			for _, s := range c.connBlocked {
+				c.queueStream(s)
+			}
+			c.connBlocked = c.connBlocked[:0]
+		}
+	case *wire.MaxStreamDataFrame:
+		s, ok := c.sendStreamLocked(f.StreamID, f.Type())
+		if ok && s != nil && f.MaximumStreamData > s.sendMax {
+			s.sendMax = f.MaximumStreamData
+			if len(s.pending) > 0 || (s.finQueued && !s.finSent) {
+				c.queueStream(s)
+			}
+		}
+	case *wire.MaxStreamsFrame:
+		dir := dirUni
+		if f.Bidi {
+			dir = dirBidi
+		}
+		c.raiseLimitLocked(dir, f.MaximumStreams)
+	case *wire.DataBlockedFrame, *wire.StreamDataBlockedFrame, *wire.StreamsBlockedFrame:
+		// Informational: our updates are driven by the application's reads.
+	case *wire.ConnectionCloseFrame:
+		kind := session.ClosedByTransportError
+		if f.IsApplication {
+			kind = session.ClosedByApplication
+		}
+		c.closeLocked(&session.CloseError{Kind: kind, Code: f.ErrorCode, Reason: string(f.Reason), Remote: true}, nil)
+	case *wire.TransportParametersFrame:
+		c.protocolErrorLocked(wire.TransportParameterError, f.Type(), "QX_TRANSPORT_PARAMETERS repeated")
+	case *wire.PingFrame:
+		c.handlePingLocked(f)
+	default:
+		c.protocolErrorLocked(wire.FrameEncodingError, f.Type(), "unexpected frame")
+	}
+}
+
+func (c *conn) applyParamsLocked(p *wire.TransportParameters) {
+	c.peer = *p
+	c.gotParams = true
+	c.sendMax = p.InitialMaxData
+	c.raiseLimitLocked(dirBidi, p.InitialMaxStreamsBidi)
+	c.raiseLimitLocked(dirUni, p.InitialMaxStreamsUni)
+	// Idle timeout: the smaller of both sides' non-zero values (RFC 9000 §10.1).
+	idle := c.local.MaxIdleTimeout
+	if p.MaxIdleTimeout > 0 && (idle == 0 || p.MaxIdleTimeout < idle) {
+		idle = p.MaxIdleTimeout
+	}
+	if idle > 0 {
+		c.idle = max(idle, minIdleTimeout)
+		c.idleTimer = time.AfterFunc(c.idle, c.onIdle)
+	}
+	if ka := c.cfg.KeepAlive(); ka > 0 {
+		if c.idle > 0 {
+			ka = min(ka, c.idle/2)
+		}
+		c.keepAlive = ka
+		c.keepTimer = time.AfterFunc(ka, c.onKeepAlive)
+	}
+	close(c.params)
+	c.signalWriter()
+}
+
+func (c *conn) raiseLimitLocked(dir int, limit uint64) {
+	if limit <= c.peerLimit[dir] {
+		return
+	}
+	c.peerLimit[dir] = limit
+	c.blockedSent[dir] = false
+	close(c.openWait)
+	c.openWait = make(chan struct{})
+	c.capNotify = true
+}
+
+// notifyCapacity calls the stream-capacity subscribers, outside the lock, if a limit rose.
+func (c *conn) notifyCapacity() {
+	c.mu.Lock()
+	if !c.capNotify {
+		c.mu.Unlock()
+		return
+	}
+	c.capNotify = false
+	capacity := c.capacityLocked()
+	fs := make([]func(session.Capacity), 0, len(c.subs))
+	for _, f := range c.subs {
+		fs = append(fs, f)
+	}
+	c.mu.Unlock()
+	for _, f := range fs {
+		f(capacity)
+	}
+}
+
+// activityLocked restarts the idle timer: a record was received (or sent).
+func (c *conn) activityLocked(sent bool) {
+	if c.closeErr != nil {
+		return
+	}
+	if c.idleTimer != nil {
+		c.idleTimer.Reset(c.idle)
+	}
+	if !sent && c.keepTimer != nil {
+		c.keepTimer.Reset(c.keepAlive)
+	}
+}
+
+func (c *conn) onIdle() {
+	c.closeWith(&session.CloseError{Kind: session.ClosedByIdleTimeout}, nil)
+}
+
+func (c *conn) onKeepAlive() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeErr != nil {
+		return
+	}
+	c.pingSent++
+	c.pingAt = time.Now()
+	c.ctrl = append(c.ctrl, &wire.PingFrame{Sequence: c.pingSent})
+	c.signalWriter()
+	c.keepTimer.Reset(c.keepAlive)
+}
+
+func (c *conn) handlePingLocked(f *wire.PingFrame) {
+	if f.Response {
+		if f.Sequence > c.pingSent {
+			c.protocolErrorLocked(wire.ProtocolViolation, f.Type(), "QX_PING response to a request never sent")
+			return
+		}
+		if f.Sequence == c.pingSent && f.Sequence > c.pingAcked {
+			c.rtt = max(time.Since(c.pingAt), 100*time.Microsecond)
+		}
+		c.pingAcked = max(c.pingAcked, f.Sequence)
+		return
+	}
+	if c.gotPeerPing && f.Sequence <= c.peerPing {
+		c.protocolErrorLocked(wire.ProtocolViolation, f.Type(), "QX_PING request sequence did not increase")
+		return
+	}
+	c.peerPing, c.gotPeerPing = f.Sequence, true
+	if !c.pingPending {
+		c.pingPending = true
+		c.signalWriter()
+	}
+}
+
+// peerStreamLocked returns the stream a frame from the peer refers to, creating
+// peer-initiated streams (and every lower-numbered one of the same type, RFC 9000 §3.2) on
+// first use. It returns nil, true for a stream already finished and forgotten, and closes
+// the connection (returning false) for an ID the peer may not use.
+func (c *conn) streamLocked(id uint64, ft wire.FrameType) (*stream, bool) {
+	if s, ok := c.streams[id]; ok {
+		return s, true
+	}
+	dir := streamDir(id)
+	idx := streamIndex(id)
+	if initiatedByClient(id) == c.client {
+		// Ours: it must have been opened.
+		if idx >= c.nextLocal[dir] {
+			c.protocolErrorLocked(wire.StreamStateError, ft, fmt.Sprintf("stream %d not yet opened", id))
+			return nil, false
+		}
+		return nil, true
+	}
+	if idx < c.nextRemote[dir] {
+		return nil, true
+	}
+	if idx >= c.limit[dir] {
+		c.protocolErrorLocked(wire.StreamLimitError, ft, fmt.Sprintf("stream %d exceeds the stream limit %d", id, c.limit[dir]))
+		return nil, false
+	}
+	var s *stream
+	for ; c.nextRemote[dir] <= idx; c.nextRemote[dir]++ {
+		s = newStream(c, streamID(c.nextRemote[dir], dir, !c.client), false)
+		c.streams[s.id] = s
+		c.acceptQ[dir] = append(c.acceptQ[dir], s)
+	}
+	signal(c.acceptSig[dir])
+	return s, true
+}
+
+// recvStreamLocked is streamLocked for frames that need a receive side.
+func (c *conn) recvStreamLocked(id uint64, ft wire.FrameType) (*stream, bool) {
+	if streamDir(id) == dirUni && initiatedByClient(id) == c.client {
+		c.protocolErrorLocked(wire.StreamStateError, ft, fmt.Sprintf("stream %d is our send-only stream", id))
+		return nil, false
+	}
+	return c.streamLocked(id, ft)
+}
+
+// sendStreamLocked is streamLocked for frames that need a send side.
+func (c *conn) sendStreamLocked(id uint64, ft wire.FrameType) (*stream, bool) {
+	if streamDir(id) == dirUni && initiatedByClient(id) != c.client {
+		c.protocolErrorLocked(wire.StreamStateError, ft, fmt.Sprintf("stream %d is the peer's send-only stream", id))
+		return nil, false
+	}
+	return c.streamLocked(id, ft)
+}
+
+func (c *conn) handleStreamLocked(f *wire.StreamFrame) {
+	s, ok := c.recvStreamLocked(f.StreamID, f.Type())
+	if !ok || s == nil {
+		return
+	}
+	end := f.Offset + uint64(len(f.Data))
+	if f.Offset != s.recvOff {
+		if s.recvErr != nil && s.finKnown {
+			return // reset already; late data is ignored
+		}
+		c.protocolErrorLocked(wire.ProtocolViolation, f.Type(), fmt.Sprintf("stream %d data at offset %d, expected %d", s.id, f.Offset, s.recvOff))
+		return
+	}
+	if s.finKnown && (end > s.finalSize || (f.Fin && end != s.finalSize)) {
+		c.protocolErrorLocked(wire.FinalSizeError, f.Type(), fmt.Sprintf("stream %d data beyond its final size", s.id))
+		return
+	}
+	if end > s.recvMax {
+		c.protocolErrorLocked(wire.FlowControlError, f.Type(), fmt.Sprintf("stream %d exceeded its flow-control limit", s.id))
+		return
+	}
+	n := uint64(len(f.Data))
+	if c.recvd+n > c.recvMax {
+		c.protocolErrorLocked(wire.FlowControlError, f.Type(), "connection flow-control limit exceeded")
+		return
+	}
+	c.recvd += n
+	s.recvOff = end
+	if f.Fin {
+		s.finKnown, s.finalSize = true, end
+	}
+	if s.recvErr != nil {
+		// The application stopped reading: discard, returning the credit.
+		s.readOff += n
+		c.consumedConn(n)
+	} else if n > 0 {
+		s.appendData(f.Data)
+	}
+	signal(s.rSignal)
+	c.streamMaybeDone(s)
+}
+
+// appendData copies data out of the record buffer into the stream's chunks.
+func (s *stream) appendData(data []byte) {
+	for len(data) > 0 {
+		if k := len(s.chunks); k > 0 {
+			last := s.chunks[k-1]
+			if room := cap(*last) - len(*last); room > 0 {
+				m := min(room, len(data))
+				*last = append(*last, data[:m]...)
+				data = data[m:]
+				continue
+			}
+		}
+		s.chunks = append(s.chunks, chunkPool.Get().(*[]byte))
+	}
+}
+
+func (c *conn) handleResetLocked(f *wire.ResetStreamFrame) {
+	s, ok := c.recvStreamLocked(f.StreamID, f.Type())
+	if !ok || s == nil {
+		return
+	}
+	if (s.finKnown && f.FinalSize != s.finalSize) || f.FinalSize < s.recvOff {
+		c.protocolErrorLocked(wire.FinalSizeError, f.Type(), fmt.Sprintf("stream %d reset with final size %d", s.id, f.FinalSize))
+		return
+	}
+	if f.FinalSize > s.recvMax || c.recvd+(f.FinalSize-s.recvOff) > c.recvMax {
+		c.protocolErrorLocked(wire.FlowControlError, f.Type(), "reset final size exceeds flow control")
+		return
+	}
+	// Bytes never sent still count against the connection's flow control (RFC 9000 §4.5).
+	unsent := f.FinalSize - s.recvOff
+	c.recvd += unsent
+	s.recvOff = f.FinalSize
+	s.finKnown, s.finalSize = true, f.FinalSize
+	if s.recvErr == nil {
+		s.recvErr = &session.StreamResetError{StreamID: int64(s.id), Code: session.StreamErrorCode(f.ErrorCode), Remote: true}
+		s.dropChunks()
+	}
+	s.readOff += unsent
+	c.consumedConn(unsent)
+	signal(s.rSignal)
+	c.streamMaybeDone(s)
+}
+
+func (c *conn) handleStopSendingLocked(f *wire.StopSendingFrame) {
+	s, ok := c.sendStreamLocked(f.StreamID, f.Type())
+	if !ok || s == nil {
+		return
+	}
+	if s.finSent || s.resetQueued {
+		return
+	}
+	// Answer with RESET_STREAM carrying the same code (RFC 9000 §3.5).
+	s.sendErr = &session.StreamResetError{StreamID: int64(s.id), Code: session.StreamErrorCode(f.ErrorCode), Remote: true}
+	c.resetLocked(s, f.ErrorCode)
+}
+
+// resetLocked abandons the send side with RESET_STREAM.
+func (c *conn) resetLocked(s *stream, code uint64) {
+	s.resetQueued, s.resetCode = true, code
+	s.pending = nil
+	s.resetSent = true
+	c.ctrl = append(c.ctrl, &wire.ResetStreamFrame{StreamID: s.id, ErrorCode: code, FinalSize: s.sendOff})
+	c.signalWriter()
+	signal(s.wSignal)
+	c.streamMaybeDone(s)
+}
+
+// consumed records that the application read n bytes of s, and grants more credit when
+// half the window is used, growing the window when updates come faster than every few RTTs.
+func (c *conn) consumed(s *stream, n uint64) {
+	c.consumedConn(n)
+	if s.finKnown || s.recvErr != nil {
+		return
+	}
+	if s.recvMax-s.readOff > s.window/2 {
+		return
+	}
+	now := time.Now()
+	if !s.lastUpdate.IsZero() && now.Sub(s.lastUpdate) < 4*c.rtt {
+		s.window = min(2*s.window, max(c.cfg.StreamWindow(), s.window))
+	}
+	s.lastUpdate = now
+	s.recvMax = s.readOff + s.window
+	c.ctrl = append(c.ctrl, &wire.MaxStreamDataFrame{StreamID: s.id, MaximumStreamData: s.recvMax})
+	c.signalWriter()
+}
+
+func (c *conn) consumedConn(n uint64) {
+	if n == 0 {
+		return
+	}
+	c.readTotal += n
+	if c.recvMax-c.readTotal > c.connWindow/2 || c.closeErr != nil {
+		return
+	}
+	now := time.Now()
+	if !c.lastConnUpdate.IsZero() && now.Sub(c.lastConnUpdate) < 4*c.rtt {
+		c.connWindow = min(2*c.connWindow, max(c.cfg.ConnectionWindow(), c.connWindow))
+	}
+	c.lastConnUpdate = now
+	c.recvMax = c.readTotal + c.connWindow
+	c.ctrl = append(c.ctrl, &wire.MaxDataFrame{MaximumData: c.recvMax})
+	c.signalWriter()
+}
+
+// streamMaybeDone forgets a stream whose both sides are finished; a finished peer-initiated
+// stream lets the peer open another (MAX_STREAMS).
+func (c *conn) streamMaybeDone(s *stream) {
+	if s.done || !s.sendDone() || !s.recvDone() {
+		return
+	}
+	local := initiatedByClient(s.id) == c.client
+	if !local && !s.accepted {
+		return // still in the accept queue
+	}
+	s.done = true
+	delete(c.streams, s.id)
+	if !local && c.closeErr == nil {
+		dir := streamDir(s.id)
+		c.limit[dir]++
+		c.ctrl = append(c.ctrl, &wire.MaxStreamsFrame{Bidi: dir == dirBidi, MaximumStreams: c.limit[dir]})
+		c.signalWriter()
+	}
+}
+
+// --- writing ------------------------------------------------------------------------------
+
+func (c *conn) signalWriter() { signal(c.wake) }
+
+// queueStream puts s in the send queue.
+func (c *conn) queueStream(s *stream) {
+	if !s.queued {
+		s.queued = true
+		c.sendQ = append(c.sendQ, s)
+	}
+	c.signalWriter()
+}
+
+func (c *conn) writeLoop() {
+	defer c.wg.Done()
+	buf := make([]byte, 0, recordsPerWrite*(recordPayload+2))
+	for {
+		<-c.wake
+		for {
+			c.mu.Lock()
+			buf = c.fillLocked(buf[:0])
+			closing := c.closeErr != nil
+			c.mu.Unlock()
+			if len(buf) > 0 {
+				if _, err := c.nc.Write(buf); err != nil {
+					c.transportFailed(err)
+					c.shutdown()
+					return
+				}
+				if !closing {
+					c.mu.Lock()
+					c.activityLocked(true)
+					c.mu.Unlock()
+				}
+			}
+			if closing {
+				c.shutdown()
+				return
+			}
+			if len(buf) == 0 {
+				break
+			}
+		}
+	}
+}
+
+// shutdown half-closes the transport after the last frames (TLS close_notify and TCP FIN),
+// waits (bounded) for the reader to see the peer's half-close, then closes the transport.
+// Closing at once could make TCP reset the connection and lose our CONNECTION_CLOSE.
+func (c *conn) shutdown() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+	<-c.readDone
+	_ = c.nc.Close()
+}
+
+// fillLocked appends up to recordsPerWrite records of pending frames to buf.
+func (c *conn) fillLocked(buf []byte) []byte {
+	if c.closeErr != nil && c.closeSent {
+		return buf
+	}
+	for range recordsPerWrite {
+		var start int
+		buf, start = wire.BeginRecord(buf, 2)
+		room := func() int { return wire.RecordRoom(buf, start, recordPayload) }
+		if !c.paramsSent {
+			buf = (&wire.TransportParametersFrame{Params: c.local}).Append(buf)
+			c.paramsSent = true
+		}
+		if c.pingPending && c.closeErr == nil && room() >= 17 {
+			buf = (&wire.PingFrame{Response: true, Sequence: c.peerPing}).Append(buf)
+			c.pingPending = false
+		}
+		for len(c.ctrl) > 0 && c.ctrl[0].Length() <= room() {
+			buf = c.ctrl[0].Append(buf)
+			c.ctrl[0] = nil
+			c.ctrl = c.ctrl[1:]
+		}
+		if c.closeErr != nil {
+			c.closeSent = true
+			return wire.EndRecord(buf, start)
+		}
+		if c.gotParams {
+			buf = c.fillStreamsLocked(buf, start)
+		}
+		before := len(buf)
+		buf = wire.EndRecord(buf, start)
+		if len(buf) < before || len(c.sendQ) == 0 && len(c.ctrl) == 0 {
+			break
+		}
+	}
+	return buf
+}
+
+// fillStreamsLocked appends STREAM frames to the record that started at start, serving the
+// send queue round robin.
+func (c *conn) fillStreamsLocked(buf []byte, start int) []byte {
+	for len(c.sendQ) > 0 {
+		room := wire.RecordRoom(buf, start, recordPayload)
+		if room < 32 {
+			return buf
+		}
+		s := c.sendQ[0]
+		f := wire.StreamFrame{StreamID: s.id, Offset: s.sendOff, HasLength: true}
+		avail := uint64(len(s.pending))
+		n := min(avail, s.sendMax-s.sendOff, c.sendMax-c.sent, streamQuantum)
+		n = min(n, uint64(f.MaxDataLen(room)))
+		fin := s.finQueued && !s.finSent && n == avail && !s.resetQueued
+		if s.resetQueued || (n == 0 && !fin) {
+			c.dequeueLocked()
+			if !s.resetQueued && avail > 0 {
+				c.blockedLocked(s)
+			}
+			continue
+		}
+		f.Data = s.pending[:n]
+		f.Fin = fin
+		buf = f.Append(buf)
+		s.pending = s.pending[n:]
+		s.sendOff += n
+		c.sent += n
+		if len(s.pending) == 0 {
+			signal(s.wSignal)
+		}
+		if fin {
+			s.finSent = true
+			c.streamMaybeDone(s)
+		}
+		c.dequeueLocked()
+		if len(s.pending) > 0 {
+			c.queueStream(s) // back of the queue: the next stream's turn
+		}
+	}
+	return buf
+}
+
+func (c *conn) dequeueLocked() {
+	c.sendQ[0].queued = false
+	c.sendQ[0] = nil
+	c.sendQ = c.sendQ[1:]
+}
+
+// blockedLocked signals that s cannot send: STREAM_DATA_BLOCKED or DATA_BLOCKED, once per
+// limit; the stream is queued again when the limit rises.
+func (c *conn) blockedLocked(s *stream) {
+	if s.sendOff >= s.sendMax {
+		if s.blockedAt != s.sendMax || s.sendMax == 0 && s.blockedAt == 0 {
+			s.blockedAt = s.sendMax
+			c.ctrl = append(c.ctrl, &wire.StreamDataBlockedFrame{StreamID: s.id, MaximumStreamData: s.sendMax})
+		}
+		return
+	}
+	if c.sent >= c.sendMax {
+		if c.dataBlockedAt != c.sendMax {
+			c.dataBlockedAt = c.sendMax
+			c.ctrl = append(c.ctrl, &wire.DataBlockedFrame{MaximumData: c.sendMax})
+		}
+		c.connBlocked = append(c.connBlocked, s)
+	}
+}

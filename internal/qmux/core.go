@@ -1,0 +1,389 @@
+// Package qmux implements the session interface (internal/session) with QMux
+// (draft-ietf-quic-qmux-02): QUIC's stream layer — streams, flow control, stream limits,
+// resets, close — carried in records over TLS 1.3 over TCP, for networks where UDP is
+// blocked. The codec is in internal/qmux/wire.
+//
+// TLS uses the same credentials, trust policy and verification as the QUIC core. The
+// application's ALPN is mapped to its QMux ALPN (see ALPN); the dialer treats the
+// listener's QX_TRANSPORT_PARAMETERS, which a listener sends only after verifying the
+// dialer's certificate, as its acceptance.
+package qmux
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/peerwire/peerwire/certs"
+	"github.com/peerwire/peerwire/internal/session"
+)
+
+// ALPNSuffix is appended to an application's ALPN to name the application over QMux. It
+// carries the draft's wire version, as the draft asks of protocols using a draft version
+// ("h3" → "h3qx-01" in deployed stacks; -01 and -02 share the wire format, peerwire names
+// the draft it implements).
+const ALPNSuffix = "qx-02"
+
+// ALPN maps an application protocol to its QMux ALPN identifier: app + ALPNSuffix, e.g.
+// "peerwire/1" → "peerwire/1qx-02". It must differ from the QUIC identifier (draft §8.1).
+func ALPN(app string) string { return app + ALPNSuffix }
+
+// AppALPN maps a QMux ALPN identifier back to the application's.
+func AppALPN(qmux string) string { return strings.TrimSuffix(qmux, ALPNSuffix) }
+
+func mapALPN(apps []string) ([]string, error) {
+	out := make([]string, len(apps))
+	for i, a := range apps {
+		out[i] = ALPN(a)
+		if len(out[i]) > 255 {
+			return nil, fmt.Errorf("peerwire: ALPN %q too long for QMux (at most %d bytes)", a, 255-len(ALPNSuffix))
+		}
+	}
+	return out, nil
+}
+
+// Core is the QMux implementation of session.Core.
+type Core struct {
+	mu     sync.Mutex
+	closed bool
+	conns  map[*conn]struct{}
+	wg     sync.WaitGroup
+}
+
+var _ session.Core = (*Core)(nil)
+
+// New returns a QMux core.
+func New() *Core { return &Core{conns: make(map[*conn]struct{})} }
+
+// Name implements session.Core.
+func (c *Core) Name() string { return "qmux" }
+
+// Close closes every connection the core dialed or accepted and waits for their goroutines.
+func (c *Core) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	conns := make([]*conn, 0, len(c.conns))
+	for cn := range c.conns {
+		conns = append(conns, cn)
+	}
+	c.mu.Unlock()
+	for _, cn := range conns {
+		_ = cn.CloseWithError(session.CodeShutdown, "shutting down")
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// track registers a connection so Close can end it; the core waits for its goroutines.
+func (c *Core) track(cn *conn) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		_ = cn.CloseWithError(session.CodeShutdown, "shutting down")
+		return net.ErrClosed
+	}
+	c.conns[cn] = struct{}{}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		cn.wg.Wait()
+		c.mu.Lock()
+		delete(c.conns, cn)
+		c.mu.Unlock()
+	}()
+	return nil
+}
+
+// verifying returns a TLS config whose verification records the peer (or our rejection of
+// it, with its address) in v.
+func verifying(base *tls.Config, cfg *session.Config, v *verified, remote net.Addr) *tls.Config {
+	tc := base.Clone()
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		peer, err := cfg.Trust.Verify(cs.PeerCertificates)
+		if err != nil {
+			certs.SetPeerAddr(err, remote)
+		}
+		v.peer, v.err = peer, err
+		return err
+	}
+	return tc
+}
+
+type verified struct {
+	peer *certs.PeerCertificate
+	err  error
+}
+
+// Dial implements session.Core: TCP, TLS 1.3 with mutual verification, then QMux; it
+// returns once the listener's transport parameters arrived, i.e. once it accepted us.
+func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (session.Conn, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	alpn, err := mapALPN(cfg.ALPN)
+	if err != nil {
+		return nil, err
+	}
+	hctx, cancel := context.WithTimeout(ctx, cfg.Handshake())
+	defer cancel()
+	var d net.Dialer
+	tcp, err := d.DialContext(hctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("qmux dial %s: %w", addr, err)
+	}
+	raddr := tcp.RemoteAddr()
+	v := &verified{}
+	tc := tls.Client(tcp, verifying(certs.ClientConfig(cfg.Credential, cfg.Trust, alpn), cfg, v, raddr))
+	if err := tc.HandshakeContext(hctx); err != nil {
+		_ = tcp.Close()
+		return nil, handshakeError(ctx, hctx, err, v, raddr, cfg)
+	}
+	cn := c.start(tc, true, cfg, v)
+	if err := c.track(cn); err != nil {
+		return nil, err
+	}
+	wait := time.NewTimer(cfg.AcceptWait())
+	defer wait.Stop()
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	go func() {
+		select {
+		case <-wait.C:
+			wcancel()
+		case <-wctx.Done():
+		}
+	}()
+	if err := cn.waitParams(wctx); err != nil {
+		_ = cn.CloseWithError(session.CodeShutdown, "dial abandoned")
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("qmux dial %s: %w", addr, ctx.Err())
+		case wctx.Err() != nil:
+			return nil, fmt.Errorf("qmux dial %s: %w", addr, &session.TimeoutError{Op: "waiting for the peer to accept our certificate", After: cfg.AcceptWait()})
+		}
+		return nil, handshakeError(ctx, hctx, err, v, raddr, cfg)
+	}
+	return cn, nil
+}
+
+func (c *Core) start(tc *tls.Conn, client bool, cfg *session.Config, v *verified) *conn {
+	cs := tc.ConnectionState()
+	return newConn(tc, client, cfg, session.State{
+		LocalAddr:  tc.LocalAddr(),
+		RemoteAddr: tc.RemoteAddr(),
+		ALPN:       AppALPN(cs.NegotiatedProtocol),
+		Peer:       v.peer,
+		TLS:        cs,
+	})
+}
+
+// handshakeError explains a failed handshake: our refusal of the peer, the peer's refusal
+// of us (a certificate alert), no common ALPN, the application's rejection, or a timeout.
+func handshakeError(ctx, hctx context.Context, err error, v *verified, raddr net.Addr, cfg *session.Config) error {
+	if v.err != nil {
+		return v.err
+	}
+	var ce *session.CloseError
+	if errors.As(err, &ce) && ce.Err != nil {
+		err = ce.Err
+	}
+	if alert, ok := certs.PeerAlert(err); ok {
+		switch {
+		case certs.IsCertificateAlert(alert):
+			return certs.NewRejectedByPeerError(cfg.Credential, raddr, alert, err)
+		case alert == 120: // no_application_protocol
+			return &session.ALPNError{Offered: cfg.ALPN, PeerAddr: raddr}
+		case alert == 80: // internal_error: the peer's application refused the attempt
+			return fmt.Errorf("qmux %s: %w", raddr, session.ErrRejected)
+		}
+	}
+	if errors.Is(err, certs.ErrNoApplicationProtocol) {
+		return &session.ALPNError{Offered: cfg.ALPN, PeerAddr: raddr}
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("qmux %s: %w", raddr, ctx.Err())
+	}
+	if hctx.Err() != nil {
+		return fmt.Errorf("qmux %s: %w", raddr, &session.TimeoutError{Op: "handshake", After: cfg.Handshake()})
+	}
+	return fmt.Errorf("qmux %s: handshake: %w", raddr, err)
+}
+
+// Listen implements session.Core.
+func (c *Core) Listen(addr string, cfg *session.Config) (session.Listener, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	alpn, err := mapALPN(cfg.ALPN)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("qmux listen %s: %w", addr, err)
+	}
+	l := &listener{
+		core:       c,
+		ln:         ln,
+		cfg:        cfg,
+		tls:        certs.ServerConfig(cfg.Credential, cfg.Trust, alpn),
+		queue:      make(chan *incoming, cfg.AcceptQueue()),
+		done:       make(chan struct{}),
+		acceptDone: make(chan struct{}),
+	}
+	go l.acceptLoop()
+	return l, nil
+}
+
+type listener struct {
+	core  *Core
+	ln    net.Listener
+	cfg   *session.Config
+	tls   *tls.Config
+	queue chan *incoming
+
+	once       sync.Once
+	done       chan struct{}
+	acceptDone chan struct{}
+	wg         sync.WaitGroup // refusals in progress
+}
+
+func (l *listener) acceptLoop() {
+	defer close(l.acceptDone)
+	for {
+		tcp, err := l.ln.Accept()
+		if err != nil {
+			select {
+			case <-l.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors: back off
+			continue
+		}
+		in := &incoming{l: l, tcp: tcp}
+		// An attempt nobody accepts within the handshake timeout is refused.
+		in.timer = time.AfterFunc(l.cfg.Handshake(), func() { _ = in.Reject() })
+		select {
+		case l.queue <- in:
+		default:
+			in.timer.Stop()
+			_ = in.Reject()
+		}
+	}
+}
+
+func (l *listener) Accept(ctx context.Context) (session.Incoming, error) {
+	select {
+	case in := <-l.queue:
+		return in, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Close stops listening and refuses queued attempts; accepted connections stay open.
+func (l *listener) Close() error {
+	l.once.Do(func() {
+		close(l.done)
+		_ = l.ln.Close()
+		<-l.acceptDone
+		for {
+			select {
+			case in := <-l.queue:
+				_ = in.Reject()
+				continue
+			default:
+			}
+			break
+		}
+	})
+	l.wg.Wait()
+	return nil
+}
+
+type incoming struct {
+	l     *listener
+	tcp   net.Conn
+	timer *time.Timer
+
+	mu      sync.Mutex
+	decided bool
+}
+
+func (in *incoming) RemoteAddr() net.Addr { return in.tcp.RemoteAddr() }
+
+func (in *incoming) decide() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.decided {
+		return false
+	}
+	in.decided = true
+	in.timer.Stop()
+	return true
+}
+
+// Accept runs the server's TLS handshake (verifying the dialer), starts QMux and waits for
+// the dialer's transport parameters.
+func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
+	if !in.decide() {
+		return nil, session.ErrRejected
+	}
+	l, cfg := in.l, in.l.cfg
+	hctx, cancel := context.WithTimeout(ctx, cfg.Handshake())
+	defer cancel()
+	raddr := in.tcp.RemoteAddr()
+	v := &verified{}
+	tc := tls.Server(in.tcp, verifying(l.tls, cfg, v, raddr))
+	if err := tc.HandshakeContext(hctx); err != nil {
+		_ = in.tcp.Close()
+		return nil, handshakeError(ctx, hctx, err, v, raddr, cfg)
+	}
+	cn := l.core.start(tc, false, cfg, v)
+	if err := l.core.track(cn); err != nil {
+		return nil, err
+	}
+	if err := cn.waitParams(hctx); err != nil {
+		_ = cn.CloseWithError(session.CodeShutdown, "handshake incomplete")
+		return nil, handshakeError(ctx, hctx, err, v, raddr, cfg)
+	}
+	return cn, nil
+}
+
+// Reject refuses the attempt: a TLS handshake that fails at the ClientHello with
+// internal_error, which the dialer reports as session.ErrRejected. It runs in the
+// background, bounded by the handshake timeout.
+func (in *incoming) Reject() error {
+	if !in.decide() {
+		return nil
+	}
+	l := in.l
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer in.tcp.Close()
+		_ = in.tcp.SetDeadline(time.Now().Add(l.cfg.Handshake()))
+		refuse := &tls.Config{
+			MinVersion: tls.VersionTLS13,
+			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				return nil, session.ErrRejected
+			},
+		}
+		_ = tls.Server(in.tcp, refuse).Handshake()
+	}()
+	return nil
+}

@@ -1,0 +1,362 @@
+package qmux
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/peerwire/peerwire/internal/qmux/wire"
+	"github.com/peerwire/peerwire/internal/session"
+)
+
+// Stream IDs (RFC 9000 §2.1): bit 0 is the initiator (0 client, 1 server), bit 1 the
+// direction (0 bidirectional, 1 unidirectional).
+const (
+	dirBidi = 0
+	dirUni  = 1
+)
+
+func streamID(index uint64, dir int, client bool) uint64 {
+	id := index<<2 | uint64(dir)<<1
+	if !client {
+		id |= 1
+	}
+	return id
+}
+
+func streamDir(id uint64) int          { return int(id>>1) & 1 }
+func streamIndex(id uint64) uint64     { return id >> 2 }
+func initiatedByClient(id uint64) bool { return id&1 == 0 }
+
+// chunkPool recycles receive buffers: STREAM data is copied out of the record buffer (which
+// the reader reuses) into these.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// stream is one QMux stream. All fields are guarded by the connection's mutex.
+type stream struct {
+	c  *conn
+	id uint64
+
+	canSend, canRecv bool
+
+	// Send side.
+	sendOff     uint64 // bytes handed to the transport
+	sendMax     uint64 // peer's MAX_STREAM_DATA
+	pending     []byte // the blocked Write's remaining data, taken by the writer
+	finQueued   bool   // Close called: FIN goes after pending data
+	finSent     bool
+	resetCode   uint64
+	resetQueued bool // RESET_STREAM to send
+	resetSent   bool
+	sendErr     error // writes fail with it (reset, stopped, closed)
+	queued      bool  // in the connection's send queue
+	blockedAt   uint64
+	wDeadline   time.Time
+	wSignal     chan struct{}
+
+	// Receive side.
+	recvOff    uint64 // highest offset received (data arrives in order)
+	readOff    uint64 // bytes the application read (or discarded)
+	recvMax    uint64 // our MAX_STREAM_DATA
+	window     uint64
+	lastUpdate time.Time
+	finalSize  uint64
+	finKnown   bool
+	chunks     []*[]byte
+	head       int // read position in chunks[0]
+	recvErr    error
+	rDeadline  time.Time
+	rSignal    chan struct{}
+
+	accepted bool // handed to the application (peer-initiated streams)
+	done     bool // removed from the connection
+}
+
+func newStream(c *conn, id uint64, local bool) *stream {
+	s := &stream{c: c, id: id, wSignal: make(chan struct{}, 1), rSignal: make(chan struct{}, 1)}
+	uni := streamDir(id) == dirUni
+	s.canSend = !uni || local
+	s.canRecv = !uni || !local
+	p := &c.peer
+	switch {
+	case !uni && local:
+		s.sendMax, s.window = p.InitialMaxStreamDataBidiRemote, c.local.InitialMaxStreamDataBidiLocal
+	case !uni:
+		s.sendMax, s.window = p.InitialMaxStreamDataBidiLocal, c.local.InitialMaxStreamDataBidiRemote
+	case local:
+		s.sendMax = p.InitialMaxStreamDataUni
+	default:
+		s.window = c.local.InitialMaxStreamDataUni
+	}
+	s.recvMax = s.window
+	return s
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// sendDone reports whether the send side reached a terminal state.
+func (s *stream) sendDone() bool {
+	return !s.canSend || s.finSent || s.resetSent
+}
+
+// recvDone reports whether the receive side reached a terminal state: everything read, or
+// reset and the application told.
+func (s *stream) recvDone() bool {
+	if !s.canRecv {
+		return true
+	}
+	if s.finKnown && s.readOff == s.finalSize {
+		return true
+	}
+	return s.recvErr != nil && s.finKnown
+}
+
+// --- application API -------------------------------------------------------------------
+
+type sendHandle struct{ s *stream }
+type recvHandle struct{ s *stream }
+type bidiHandle struct{ s *stream }
+
+var (
+	_ session.SendStream    = sendHandle{}
+	_ session.ReceiveStream = recvHandle{}
+	_ session.Stream        = bidiHandle{}
+)
+
+func (h sendHandle) StreamID() int64                          { return int64(h.s.id) }
+func (h sendHandle) Write(p []byte) (int, error)              { return h.s.write(p) }
+func (h sendHandle) Close() error                             { return h.s.closeSend() }
+func (h sendHandle) CancelWrite(code session.StreamErrorCode) { h.s.cancelWrite(uint64(code)) }
+func (h sendHandle) SetWriteDeadline(t time.Time) error       { return h.s.setWriteDeadline(t) }
+func (h recvHandle) StreamID() int64                          { return int64(h.s.id) }
+func (h recvHandle) Read(p []byte) (int, error)               { return h.s.read(p) }
+func (h recvHandle) CancelRead(code session.StreamErrorCode)  { h.s.cancelRead(uint64(code)) }
+func (h recvHandle) SetReadDeadline(t time.Time) error        { return h.s.setReadDeadline(t) }
+func (h bidiHandle) StreamID() int64                          { return int64(h.s.id) }
+func (h bidiHandle) Write(p []byte) (int, error)              { return h.s.write(p) }
+func (h bidiHandle) Close() error                             { return h.s.closeSend() }
+func (h bidiHandle) CancelWrite(code session.StreamErrorCode) { h.s.cancelWrite(uint64(code)) }
+func (h bidiHandle) SetWriteDeadline(t time.Time) error       { return h.s.setWriteDeadline(t) }
+func (h bidiHandle) Read(p []byte) (int, error)               { return h.s.read(p) }
+func (h bidiHandle) CancelRead(code session.StreamErrorCode)  { h.s.cancelRead(uint64(code)) }
+func (h bidiHandle) SetReadDeadline(t time.Time) error        { return h.s.setReadDeadline(t) }
+func (h bidiHandle) SetDeadline(t time.Time) error {
+	_ = h.s.setReadDeadline(t)
+	return h.s.setWriteDeadline(t)
+}
+
+var errWriteAfterClose = errors.New("qmux: write on a stream already closed for writing")
+
+// write hands p to the connection's writer and waits until the writer took all of it (qmux:
+// data is delivered once written to the transport).
+func (s *stream) write(p []byte) (int, error) {
+	c := s.c
+	c.mu.Lock()
+	if err := s.writeErrLocked(); err != nil {
+		c.mu.Unlock()
+		return 0, err
+	}
+	if len(p) == 0 {
+		c.mu.Unlock()
+		return 0, nil
+	}
+	s.pending = p
+	c.queueStream(s)
+	total := len(p)
+	for {
+		if err := s.writeErrLocked(); err != nil {
+			n := total - len(s.pending)
+			s.pending = nil
+			c.mu.Unlock()
+			return n, err
+		}
+		if len(s.pending) == 0 {
+			s.pending = nil
+			c.mu.Unlock()
+			return total, nil
+		}
+		deadline := s.wDeadline
+		c.mu.Unlock()
+		timedOut := wait(s.wSignal, deadline)
+		c.mu.Lock()
+		if timedOut && len(s.pending) > 0 && !s.wDeadline.IsZero() && !time.Now().Before(s.wDeadline) {
+			n := total - len(s.pending)
+			s.pending = nil
+			c.mu.Unlock()
+			return n, &session.TimeoutError{Op: "stream write deadline"}
+		}
+	}
+}
+
+func (s *stream) writeErrLocked() error {
+	if s.sendErr != nil {
+		return s.sendErr
+	}
+	if s.c.closeErr != nil {
+		return s.c.closeErr
+	}
+	if s.finQueued || s.resetQueued {
+		return errWriteAfterClose
+	}
+	return nil
+}
+
+// wait blocks until ch is signalled or the deadline passes; it reports a timeout.
+func wait(ch chan struct{}, deadline time.Time) bool {
+	if deadline.IsZero() {
+		<-ch
+		return false
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (s *stream) closeSend() error {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.finQueued || s.resetQueued {
+		return nil
+	}
+	if s.sendErr != nil {
+		return s.sendErr
+	}
+	if c.closeErr != nil {
+		return c.closeErr
+	}
+	s.finQueued = true
+	c.queueStream(s)
+	return nil
+}
+
+func (s *stream) cancelWrite(code uint64) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.finSent || s.resetQueued || c.closeErr != nil {
+		return
+	}
+	s.resetQueued, s.resetCode = true, code
+	s.sendErr = &session.StreamResetError{StreamID: int64(s.id), Code: session.StreamErrorCode(code)}
+	s.pending = nil
+	c.queueStream(s)
+	signal(s.wSignal)
+}
+
+func (s *stream) setWriteDeadline(t time.Time) error {
+	s.c.mu.Lock()
+	s.wDeadline = t
+	s.c.mu.Unlock()
+	signal(s.wSignal)
+	return nil
+}
+
+func (s *stream) read(p []byte) (int, error) {
+	c := s.c
+	c.mu.Lock()
+	for {
+		if len(s.chunks) > 0 {
+			n := 0
+			for n < len(p) && len(s.chunks) > 0 {
+				b := *s.chunks[0]
+				m := copy(p[n:], b[s.head:])
+				n += m
+				s.head += m
+				if s.head == len(b) {
+					*s.chunks[0] = b[:0]
+					chunkPool.Put(s.chunks[0])
+					s.chunks[0] = nil
+					s.chunks = s.chunks[1:]
+					s.head = 0
+				}
+			}
+			s.readOff += uint64(n)
+			c.consumed(s, uint64(n))
+			c.mu.Unlock()
+			return n, nil
+		}
+		if s.recvErr != nil {
+			err := s.recvErr
+			c.mu.Unlock()
+			return 0, err
+		}
+		if s.finKnown && s.readOff == s.finalSize {
+			c.streamMaybeDone(s)
+			c.mu.Unlock()
+			return 0, io.EOF
+		}
+		if c.closeErr != nil {
+			err := c.closeErr
+			c.mu.Unlock()
+			return 0, err
+		}
+		deadline := s.rDeadline
+		c.mu.Unlock()
+		timedOut := wait(s.rSignal, deadline)
+		c.mu.Lock()
+		if timedOut && len(s.chunks) == 0 && !s.rDeadline.IsZero() && !time.Now().Before(s.rDeadline) {
+			c.mu.Unlock()
+			return 0, &session.TimeoutError{Op: "stream read deadline"}
+		}
+	}
+}
+
+func (s *stream) cancelRead(code uint64) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.recvErr != nil || (s.finKnown && s.readOff == s.finalSize) || c.closeErr != nil {
+		return
+	}
+	s.recvErr = &session.StreamResetError{StreamID: int64(s.id), Code: session.StreamErrorCode(code)}
+	s.dropChunks()
+	if !s.finKnown {
+		// Ask the peer to stop; it answers with RESET_STREAM, which settles the final size.
+		c.ctrl = append(c.ctrl, &wire.StopSendingFrame{StreamID: s.id, ErrorCode: code})
+		c.signalWriter()
+	}
+	signal(s.rSignal)
+	c.streamMaybeDone(s)
+}
+
+// dropChunks discards buffered data, returning its flow-control credit to the connection.
+func (s *stream) dropChunks() {
+	var n uint64
+	for i, ch := range s.chunks {
+		b := *ch
+		if i == 0 {
+			n += uint64(len(b) - s.head)
+		} else {
+			n += uint64(len(b))
+		}
+		*ch = b[:0]
+		chunkPool.Put(ch)
+	}
+	s.chunks, s.head = nil, 0
+	s.readOff += n
+	s.c.consumedConn(n)
+}
+
+func (s *stream) setReadDeadline(t time.Time) error {
+	s.c.mu.Lock()
+	s.rDeadline = t
+	s.c.mu.Unlock()
+	signal(s.rSignal)
+	return nil
+}
