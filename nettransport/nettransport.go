@@ -119,8 +119,9 @@ type Connection interface {
 	Recv(ctx context.Context) ([]byte, time.Duration, error)
 
 	// Close closes the connection gracefully with code 0: it first waits (at most the stream
-	// timeout) until the peer has read every message already sent. It returns a
-	// *TimeoutError if the peer did not read them in time; the connection is closed anyway.
+	// timeout) until the peer has read every message already sent. If the peer did not read
+	// them in time, it returns a *TimeoutError and closes with CodeUndelivered instead, so
+	// the peer knows messages may be missing.
 	Close() error
 	// CloseWithError closes the connection at once with an application code and a reason
 	// the peer receives. Messages still in flight are discarded.
@@ -163,9 +164,21 @@ type (
 
 // Close codes peerwire uses itself.
 const (
-	CodeNoError  = session.CodeNoError
-	CodeRejected = session.CodeRejected
-	CodeShutdown = session.CodeShutdown
+	CodeNoError     = session.CodeNoError
+	CodeRejected    = session.CodeRejected
+	CodeShutdown    = session.CodeShutdown
+	CodeUndelivered = session.CodeUndelivered
+)
+
+// CloseKind says what ended a connection (CloseError.Kind).
+type CloseKind = session.CloseKind
+
+// The kinds of CloseError.
+const (
+	ClosedByApplication    = session.ClosedByApplication
+	ClosedByTransportError = session.ClosedByTransportError
+	ClosedByIdleTimeout    = session.ClosedByIdleTimeout
+	ClosedByNetwork        = session.ClosedByNetwork
 )
 
 // ErrRejected: the accepting application refused the connection (IncomingRequest.Reject).

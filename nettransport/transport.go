@@ -315,11 +315,15 @@ func (c *connection) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	derr := c.pool.Drain(ctx)
-	err := c.CloseWithError(session.CodeNoError, "")
 	if derr != nil && c.sc.Context().Err() != nil && !errors.Is(derr, context.DeadlineExceeded) {
 		// The peer closed first; what it read is what it read.
 		derr = nil
 	}
+	code, reason := session.CodeNoError, ""
+	if derr != nil {
+		code, reason = session.CodeUndelivered, "closed before the peer read every message"
+	}
+	err := c.CloseWithError(code, reason)
 	if errors.Is(derr, context.DeadlineExceeded) {
 		derr = &TimeoutError{Op: "close: waiting for the peer to read our messages", After: c.timeout}
 	}

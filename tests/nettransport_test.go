@@ -572,3 +572,26 @@ func TestTransportCloseEndsEverything(t *testing.T) {
 		require.ErrorIs(t, err, nettransport.ErrTransportClosed)
 	})
 }
+
+// A graceful close that cannot confirm delivery (the peer reads nothing) reports it to both
+// sides: a *TimeoutError locally, CodeUndelivered at the peer.
+func TestCloseThatCannotDeliverSaysSo(t *testing.T) {
+	forEachCore(t, func(t *testing.T, listen ma.Multiaddr) {
+		const timeout = 500 * time.Millisecond
+		s := connect(t, listen, nettransport.Config{StreamTimeout: timeout}, nettransport.Config{ReceiveQueue: 1})
+		ctx := testCtx(t)
+		msg := pattern(256 << 10)
+		for range 3 {
+			require.NoError(t, s.client.Send(ctx, msg))
+		}
+		err := s.client.Close()
+		var te *nettransport.TimeoutError
+		require.ErrorAs(t, err, &te)
+		<-s.server.Done()
+		var ce *nettransport.CloseError
+		require.ErrorAs(t, s.server.Err(), &ce)
+		require.Equal(t, nettransport.ClosedByApplication, ce.Kind)
+		require.Equal(t, uint64(nettransport.CodeUndelivered), ce.Code)
+		require.True(t, ce.Remote)
+	})
+}

@@ -35,6 +35,9 @@ const (
 	CodeRejected ApplicationErrorCode = 0x1
 	// CodeShutdown closes connections when their transport or listener shuts down.
 	CodeShutdown ApplicationErrorCode = 0x2
+	// CodeUndelivered closes a connection whose graceful close gave up waiting for the peer
+	// to read every message: the peer can tell that messages may be missing.
+	CodeUndelivered ApplicationErrorCode = 0x3
 )
 
 // Capacity is how many more streams of each kind may be opened now without waiting for the
