@@ -12,6 +12,7 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/peerwire/peerwire/certs"
 	"github.com/peerwire/peerwire/identity"
 	"github.com/peerwire/peerwire/internal/qmux"
 	"github.com/peerwire/peerwire/internal/quicsession"
@@ -44,7 +45,7 @@ type Config struct {
 	// is never idle. Zero means 10 s; negative disables keep-alives.
 	KeepAlivePeriod time.Duration
 	// MaxIncomingUniStreams is how many concurrent send streams a peer may open towards us.
-	// Zero means 1024.
+	// Zero means 1024; negative means none (the peer cannot send us messages).
 	MaxIncomingUniStreams int64
 	// Logger receives connection lifecycle events at debug level. Nil means slog.Default().
 	Logger *slog.Logger
@@ -59,9 +60,6 @@ func (c *Config) streamTimeout() time.Duration {
 
 // New returns a Transport with both cores; each address picks its core.
 func New(cfg Config) (Transport, error) {
-	if cfg.MaxMessageSize > 0 && cfg.MaxMessageSize < 1 {
-		return nil, errors.New("peerwire: invalid MaxMessageSize")
-	}
 	if cfg.SendStreams < 0 || cfg.ReceiveQueue < 0 || cfg.StreamTimeout < 0 || cfg.HandshakeTimeout < 0 {
 		return nil, errors.New("peerwire: negative SendStreams, ReceiveQueue, StreamTimeout or HandshakeTimeout")
 	}
@@ -224,7 +222,7 @@ type listener struct {
 	sl   session.Listener
 	core Core
 	addr ma.Multiaddr
-	cred interface{ Hash() identity.CertHash }
+	cred *certs.Credential
 	once sync.Once
 }
 

@@ -89,6 +89,11 @@ func (p *Pool) Send(ctx context.Context, msg []byte) error {
 	if err := p.conn.Context().Err(); err != nil {
 		return context.Cause(p.conn.Context())
 	}
+	// A done ctx must not reach the flusher: its write would fail at once and reset a healthy
+	// stream, discarding earlier messages the peer has not read yet.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s := p.senders[0]
 	if len(p.senders) > 1 {
 		s = p.senders[p.next.Add(1)%uint64(len(p.senders))]

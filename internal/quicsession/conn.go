@@ -21,7 +21,6 @@ type conn struct {
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	stop   func() bool
 }
 
 var _ session.Conn = (*conn)(nil)
@@ -42,7 +41,7 @@ func newConn(qc *quic.Conn, trace *connTrace, onClose func()) *conn {
 		},
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
-	c.stop = context.AfterFunc(qc.Context(), func() {
+	context.AfterFunc(qc.Context(), func() {
 		c.cancel(closeError(context.Cause(qc.Context())))
 		if onClose != nil {
 			onClose()
