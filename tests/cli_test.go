@@ -281,7 +281,9 @@ func testCLIDemo(t *testing.T, bin string) {
 	} {
 		require.Contains(t, r.stdout, want)
 	}
-	require.Regexp(t, `(?m)^  alice +cert [0-9a-f]{8}…  peer 12D3KooW\S+  /ip4/127\.0\.0\.1/udp/\d+/quic-v1$`, r.stdout)
+	require.Regexp(t, `(?m)^  alice +cert [0-9a-f]{8}…  peer 12D3KooW\S+  /ip4/127\.0\.0\.1/udp/\d+/quic-v1  /ip4/127\.0\.0\.1/tcp/\d+/qmux$`, r.stdout)
+	require.Regexp(t, `(?m)^  bob → carol +qmux  alpn peerwire/2 `, r.stdout, "one link runs over QMux")
+	require.Regexp(t, `(?m)^  alice → bob +quic  alpn peerwire/1 `, r.stdout)
 }
 
 func testCLIUsage(t *testing.T, bin string) {

@@ -23,8 +23,9 @@ var demoCommand = &command{
 	name:    "demo",
 	args:    "",
 	summary: "run three nodes on loopback and show what peerwire does",
-	details: `Runs three nodes in this process on 127.0.0.1 (QUIC, free ports), each with a fresh identity
-and trusting the other two by certificate hash. It connects them in a ring, exchanges
+	details: `Runs three nodes in this process on 127.0.0.1 (each listening on QUIC and on QMux, free
+ports), each with a fresh identity and trusting the other two by certificate hash. It
+connects them in a ring (one link over QMux, the others over QUIC), exchanges
 messages with timings (dial, round trip, a burst of small messages, a 1 MiB message), and
 shows what happens when a fourth node that nobody trusts tries to connect: the error each
 side gets. Nothing is written to disk.`,
@@ -61,7 +62,7 @@ type demoNode struct {
 	cred *nettransport.Credential
 	alpn []string // the protocols its listener speaks
 	tr   nettransport.Transport
-	ln   nettransport.Listener
+	lns  map[nettransport.Core]nettransport.Listener
 }
 
 // demo is one run of the demonstration: its nodes and the goroutines it started.
@@ -79,7 +80,7 @@ func runDemo(ctx context.Context, w io.Writer) error {
 	d := &demo{ctx: ctx, w: w}
 	defer d.close()
 
-	fmt.Fprintln(w, "peerwire demo: three nodes on loopback over QUIC, trusting each other by certificate hash")
+	fmt.Fprintln(w, "peerwire demo: three nodes on loopback over QUIC and QMux, trusting each other by certificate hash")
 
 	alice, err := d.node("alice", demoListen)
 	if err != nil {
@@ -109,7 +110,8 @@ func runDemo(ctx context.Context, w io.Writer) error {
 
 	fmt.Fprintln(w, "\nNodes")
 	for _, n := range ring {
-		fmt.Fprintf(w, "  %-6s cert %s…  peer %s  %s\n", n.name, n.cred.Certificate.Hash().Short(), n.cred.Certificate.PeerID(), n.ln.Addr())
+		fmt.Fprintf(w, "  %-6s cert %s…  peer %s  %s  %s\n", n.name, n.cred.Certificate.Hash().Short(), n.cred.Certificate.PeerID(),
+			n.lns[nettransport.QUIC].Addr(), n.lns[nettransport.QMux].Addr())
 	}
 
 	fmt.Fprintf(w, "\nConnections (mutual TLS 1.3; dialers offer %s)\n", strings.Join(demoOffer, ", "))
@@ -120,7 +122,11 @@ func runDemo(ctx context.Context, w io.Writer) error {
 	var links []link
 	for i, from := range ring {
 		to := ring[(i+1)%len(ring)]
-		out, in, took, err := d.connect(from, to)
+		core := nettransport.QUIC
+		if i == 1 {
+			core = nettransport.QMux // same API, TLS 1.3 over TCP
+		}
+		out, in, took, err := d.connect(from, to, core)
 		if err != nil {
 			return fmt.Errorf("%s → %s: %w", from.name, to.name, err)
 		}
@@ -129,8 +135,8 @@ func runDemo(ctx context.Context, w io.Writer) error {
 			return fmt.Errorf("%s → %s: unexpected remote identities", from.name, to.name)
 		}
 		links = append(links, link{from, to, out, in})
-		fmt.Fprintf(w, "  %-14s alpn %-11s dial %9s   %s sees %s…, %s sees %s…\n",
-			from.name+" → "+to.name, out.ALPN(), fmtDuration(took),
+		fmt.Fprintf(w, "  %-14s %-4s  alpn %-11s dial %9s   %s sees %s…, %s sees %s…\n",
+			from.name+" → "+to.name, out.Core(), out.ALPN(), fmtDuration(took),
 			from.name, out.RemoteIdentity().Short(), to.name, in.RemoteIdentity().Short())
 	}
 
@@ -191,14 +197,20 @@ func (d *demo) node(name string, alpn []string) (*demoNode, error) {
 	return n, nil
 }
 
-var demoAddr = ma.StringCast("/ip4/127.0.0.1/udp/0/quic-v1")
+var demoAddrs = map[nettransport.Core]ma.Multiaddr{
+	nettransport.QUIC: ma.StringCast("/ip4/127.0.0.1/udp/0/quic-v1"),
+	nettransport.QMux: ma.StringCast("/ip4/127.0.0.1/tcp/0/qmux"),
+}
 
 func (d *demo) listen(n *demoNode) error {
-	ln, err := n.tr.Listen(demoAddr, n.alpn, n.cred)
-	if err != nil {
-		return fmt.Errorf("%s: %w", n.name, err)
+	n.lns = make(map[nettransport.Core]nettransport.Listener)
+	for core, addr := range demoAddrs {
+		ln, err := n.tr.Listen(addr, n.alpn, n.cred)
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.name, err)
+		}
+		n.lns[core] = ln
 	}
-	n.ln = ln
 	return nil
 }
 
@@ -216,10 +228,10 @@ type accepted struct {
 }
 
 // acceptOne accepts the next connection attempt on n's listener.
-func (d *demo) acceptOne(ctx context.Context, n *demoNode) <-chan accepted {
+func (d *demo) acceptOne(ctx context.Context, n *demoNode, core nettransport.Core) <-chan accepted {
 	ch := make(chan accepted, 1)
 	d.wg.Go(func() {
-		req, err := n.ln.Accept(ctx)
+		req, err := n.lns[core].Accept(ctx)
 		if err != nil {
 			ch <- accepted{err: err}
 			return
@@ -230,13 +242,13 @@ func (d *demo) acceptOne(ctx context.Context, n *demoNode) <-chan accepted {
 	return ch
 }
 
-// connect dials from → to and returns both ends and the dial time.
-func (d *demo) connect(from, to *demoNode) (out, in nettransport.Connection, took time.Duration, err error) {
+// connect dials from → to over core and returns both ends and the dial time.
+func (d *demo) connect(from, to *demoNode, core nettransport.Core) (out, in nettransport.Connection, took time.Duration, err error) {
 	actx, cancel := context.WithCancel(d.ctx)
 	defer cancel()
-	ch := d.acceptOne(actx, to)
+	ch := d.acceptOne(actx, to, core)
 	start := time.Now()
-	out, err = from.tr.Dial(d.ctx, to.ln.Addr(), demoOffer, from.cred)
+	out, err = from.tr.Dial(d.ctx, to.lns[core].Addr(), demoOffer, from.cred)
 	took = time.Since(start)
 	if err != nil {
 		return nil, nil, 0, err
@@ -344,9 +356,9 @@ func (d *demo) rejection(target *demoNode) error {
 
 	actx, cancel := context.WithCancel(d.ctx)
 	defer cancel()
-	ch := d.acceptOne(actx, target)
+	ch := d.acceptOne(actx, target, nettransport.QUIC)
 	start := time.Now()
-	conn, dialErr := mallory.tr.Dial(d.ctx, target.ln.Addr(), demoOffer, mallory.cred)
+	conn, dialErr := mallory.tr.Dial(d.ctx, target.lns[nettransport.QUIC].Addr(), demoOffer, mallory.cred)
 	took := time.Since(start)
 	if dialErr == nil {
 		_ = conn.Close()
