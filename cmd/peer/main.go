@@ -72,7 +72,7 @@ var commands []*command
 
 func init() {
 	// Assigned here rather than in the declaration because help refers to commands.
-	commands = []*command{initCommand, idCommand, listenCommand, sendCommand, demoCommand, versionCommand, helpCommand}
+	commands = []*command{initCommand, idCommand, listenCommand, sendCommand, demoCommand, benchCommand, versionCommand, helpCommand}
 }
 
 func lookup(name string) *command {
