@@ -95,6 +95,7 @@ type conn struct {
 	idle, keepAlive time.Duration
 	idleTimer       *time.Timer
 	keepTimer       *time.Timer
+	sentSinceRecv   bool // a send restarted the idle timer since the last receipt
 }
 
 var _ session.Conn = (*conn)(nil)
@@ -381,6 +382,10 @@ func (c *conn) readLoop() {
 				c.mu.Lock()
 				c.protocolErrorLocked(we.Code, wire.FrameType(we.FrameType), we.Reason)
 				c.mu.Unlock()
+				// Discard what arrives until the peer half-closes (bounded by shutdown's read
+				// deadline), as after a frame-level error: closing with unread data would
+				// reset the TCP connection and could lose our CONNECTION_CLOSE.
+				_, _ = io.Copy(io.Discard, c.nc)
 			} else {
 				c.transportFailed(err)
 			}
@@ -532,16 +537,26 @@ func (c *conn) notifyCapacity() {
 	}
 }
 
-// activityLocked restarts the idle timer: a record was received (or sent).
+// activityLocked restarts the idle timer: a record was received, or sent. As in RFC 9000
+// §10.1, only the first send after a receipt restarts it: otherwise our own keep-alives
+// would keep a connection to a silent (dead) peer open for ever.
 func (c *conn) activityLocked(sent bool) {
 	if c.closeErr != nil {
 		return
 	}
+	if sent {
+		if c.sentSinceRecv {
+			return
+		}
+		c.sentSinceRecv = true
+	} else {
+		c.sentSinceRecv = false
+		if c.keepTimer != nil {
+			c.keepTimer.Reset(c.keepAlive)
+		}
+	}
 	if c.idleTimer != nil {
 		c.idleTimer.Reset(c.idle)
-	}
-	if !sent && c.keepTimer != nil {
-		c.keepTimer.Reset(c.keepAlive)
 	}
 }
 
@@ -737,10 +752,10 @@ func (c *conn) handleStopSendingLocked(f *wire.StopSendingFrame) {
 	c.resetLocked(s, f.ErrorCode)
 }
 
-// resetLocked abandons the send side with RESET_STREAM.
+// resetLocked abandons the send side with RESET_STREAM. A blocked Write keeps its pending
+// data (the writer skips a reset stream) so that it can report how much of it went out.
 func (c *conn) resetLocked(s *stream, code uint64) {
 	s.resetQueued, s.resetCode = true, code
-	s.pending = nil
 	s.resetSent = true
 	c.ctrl = append(c.ctrl, &wire.ResetStreamFrame{StreamID: s.id, ErrorCode: code, FinalSize: s.sendOff})
 	c.signalWriter()

@@ -271,8 +271,11 @@ func (l *listener) acceptLoop() {
 			continue
 		}
 		in := &incoming{l: l, tcp: tcp}
-		// An attempt nobody accepts within the handshake timeout is refused.
+		// An attempt nobody accepts within the handshake timeout is refused. The timer is
+		// set under in.mu, which decide (run by the timer's own callback) holds to read it.
+		in.mu.Lock()
 		in.timer = time.AfterFunc(l.cfg.Handshake(), func() { _ = in.Reject() })
+		in.mu.Unlock()
 		select {
 		case l.queue <- in:
 		default:

@@ -252,11 +252,8 @@ func (s *stream) cancelWrite(code uint64) {
 	if s.finSent || s.resetQueued || c.closeErr != nil {
 		return
 	}
-	s.resetQueued, s.resetCode = true, code
 	s.sendErr = &session.StreamResetError{StreamID: int64(s.id), Code: session.StreamErrorCode(code)}
-	s.pending = nil
-	c.queueStream(s)
-	signal(s.wSignal)
+	c.resetLocked(s, code)
 }
 
 func (s *stream) setWriteDeadline(t time.Time) error {
@@ -288,6 +285,9 @@ func (s *stream) read(p []byte) (int, error) {
 			}
 			s.readOff += uint64(n)
 			c.consumed(s, uint64(n))
+			// Reading the last byte finishes the receive side (and may free a stream for
+			// the peer, MAX_STREAMS) without waiting for a Read that returns io.EOF.
+			c.streamMaybeDone(s)
 			c.mu.Unlock()
 			return n, nil
 		}
