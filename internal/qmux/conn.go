@@ -2,6 +2,7 @@ package qmux
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -872,7 +873,12 @@ func (c *conn) writeLoop() {
 // Closing at once could make TCP reset the connection and lose our CONNECTION_CLOSE.
 func (c *conn) shutdown() {
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
+		_ = cw.CloseWrite() // TLS: close_notify
+	}
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if cw, ok := tc.NetConn().(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite() // TCP FIN: the half-close the draft's close procedure asks for
+		}
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
 	<-c.readDone

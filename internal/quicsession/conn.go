@@ -118,6 +118,17 @@ func (c *conn) Context() context.Context { return c.ctx }
 
 func (c *conn) State() session.State { return c.state }
 
+// As sets a **quic.Conn target to the underlying quic-go connection, for what the session
+// interface does not offer; the libp2p adapter exposes it as go-libp2p's QUIC transport does.
+// Closing the connection through it bypasses the session's own close bookkeeping.
+func (c *conn) As(target any) bool {
+	if t, ok := target.(**quic.Conn); ok {
+		*t = c.qc
+		return true
+	}
+	return false
+}
+
 // translate maps quic-go's errors to the session's, once, at the boundary.
 func translate(err error) error {
 	if err == nil {

@@ -141,6 +141,11 @@ func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (sess
 	if err != nil {
 		return nil, dialError(ctx, hctx, err, trace, raddr, cfg)
 	}
+	if cfg.DialEarly {
+		c := newConn(qc, trace, nil)
+		c.state.LocalAddr = routedLocalAddr(c.state.LocalAddr, raddr)
+		return c, nil
+	}
 	// Our handshake is complete; wait for the listener's verdict on our certificate.
 	wait := time.NewTimer(cfg.AcceptWait())
 	defer wait.Stop()

@@ -146,3 +146,62 @@ func TestClientRejectedByServer(t *testing.T) {
 }
 
 var errNetClosed = net.ErrClosed
+
+// TestDialEarly: with DialEarly the dial returns at the end of our own handshake; a listener
+// that refuses our certificate then ends the connection instead of failing the dial, and an
+// accepted connection works as usual.
+func TestDialEarly(t *testing.T) {
+	cc, sc := sessiontest.Configs(t)
+	cc.DialEarly = true
+	sc.MaxIncomingStreams = 1
+	p := sessiontest.Connect(t, quicCore(), cc, sc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := p.Client.OpenStream(ctx)
+	require.NoError(t, err)
+	_, err = s.Write([]byte("early"))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	rs, err := p.Server.AcceptStream(ctx)
+	require.NoError(t, err)
+	b, err := io.ReadAll(rs)
+	require.NoError(t, err)
+	require.Equal(t, "early", string(b))
+
+	cc, sc = sessiontest.Configs(t)
+	cc.DialEarly = true
+	sc.Trust = &certs.TrustPolicy{Hashes: []identity.CertHash{sessiontest.Credential(t).Hash()}}
+	core := quicsession.New()
+	defer core.Close()
+	ln, err := core.Listen("127.0.0.1:0", sc)
+	require.NoError(t, err)
+	defer ln.Close()
+	serverErr := make(chan error, 1)
+	go func() {
+		in, err := ln.Accept(ctx)
+		if err == nil {
+			_, err = in.Accept(ctx)
+		}
+		serverErr <- err
+	}()
+	c, err := core.Dial(ctx, ln.Addr().String(), cc)
+	if err == nil {
+		// The refusal arrives after the dial returned: the connection closes with the
+		// listener's certificate alert (CRYPTO_ERROR 0x100 + bad_certificate).
+		select {
+		case <-c.Context().Done():
+		case <-ctx.Done():
+			t.Fatal("the refused connection stayed open")
+		}
+		var ce *session.CloseError
+		require.ErrorAs(t, context.Cause(c.Context()), &ce)
+		require.Equal(t, session.ClosedByTransportError, ce.Kind)
+		require.Equal(t, uint64(0x100+42), ce.Code)
+		require.True(t, ce.Remote)
+	} else {
+		var byPeer *certs.RejectedByPeerError
+		require.ErrorAs(t, err, &byPeer)
+	}
+	var rej *certs.RejectError
+	require.ErrorAs(t, <-serverErr, &rej)
+}

@@ -67,6 +67,14 @@ type Config struct {
 	// AcceptQueueLength bounds connection attempts waiting for Listener.Accept; further
 	// attempts are refused. Zero means 128.
 	AcceptQueueLength int
+	// DialEarly makes Dial return as soon as our own handshake is complete, without waiting
+	// for the listener's verdict on our certificate: one round trip sooner on QUIC, as
+	// go-libp2p's QUIC transport does. A listener that refuses us then closes the connection
+	// (certificate alert, or CodeRejected) instead of failing the dial, and AcceptTimeout
+	// does not apply. False (the default) keeps the guarantee that a dialed connection was
+	// accepted. The QMux core ignores it: a QMux dialer cannot open a stream before the
+	// listener's transport parameters arrive, and they are the listener's verdict.
+	DialEarly bool
 }
 
 // Validate reports a missing or inconsistent setting.
