@@ -214,7 +214,14 @@ func (c *Core) Listen(addr string, cfg *session.Config) (session.Listener, error
 	if err != nil {
 		return nil, fmt.Errorf("quic listen %s: %w", addr, err)
 	}
-	udp, err := net.ListenUDP("udp", laddr)
+	network := "udp"
+	if cfg.SingleStack && laddr.IP != nil {
+		network = "udp6"
+		if laddr.IP.To4() != nil {
+			network = "udp4"
+		}
+	}
+	udp, err := net.ListenUDP(network, laddr)
 	if err != nil {
 		return nil, fmt.Errorf("quic listen %s: %w", addr, err)
 	}

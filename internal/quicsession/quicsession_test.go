@@ -205,3 +205,20 @@ func TestDialEarly(t *testing.T) {
 	var rej *certs.RejectError
 	require.ErrorAs(t, <-serverErr, &rej)
 }
+
+// TestSingleStack: with SingleStack, an IPv4 and an IPv6 wildcard listener share a port.
+func TestSingleStack(t *testing.T) {
+	_, sc := sessiontest.Configs(t)
+	sc.SingleStack = true
+	core := quicsession.New()
+	defer core.Close()
+	l4, err := core.Listen("0.0.0.0:0", sc)
+	require.NoError(t, err)
+	defer l4.Close()
+	_, port, err := net.SplitHostPort(l4.Addr().String())
+	require.NoError(t, err)
+	l6, err := core.Listen(net.JoinHostPort("::", port), sc)
+	require.NoError(t, err)
+	defer l6.Close()
+	require.Equal(t, l4.Addr().(*net.UDPAddr).Port, l6.Addr().(*net.UDPAddr).Port)
+}

@@ -75,6 +75,11 @@ type Config struct {
 	// accepted. The QMux core ignores it: a QMux dialer cannot open a stream before the
 	// listener's transport parameters arrive, and they are the listener's verdict.
 	DialEarly bool
+	// SingleStack makes Listen bind a wildcard address in its own family only: 0.0.0.0 is
+	// IPv4, :: is IPv6, as multiaddrs mean them, so that an IPv4 and an IPv6 listener can
+	// share a port. False (the default) keeps Go's behaviour, in which a wildcard listener of
+	// either family is one dual-stack socket. The QMux core does not support it yet.
+	SingleStack bool
 }
 
 // Validate reports a missing or inconsistent setting.
