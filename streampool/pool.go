@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,7 +140,8 @@ func (p *Pool) Recv(ctx context.Context) (Message, error) {
 
 var errPoolClosed = fmt.Errorf("stream pool closed: %w", errClosed)
 
-var errClosed = errors.New("closed")
+// errClosed makes Send after Close or Drain recognisable with errors.Is(err, net.ErrClosed).
+var errClosed = net.ErrClosed
 
 // Refused counts inbound streams stopped because a message exceeded MaxMessageSize.
 func (p *Pool) Refused() uint64 { return p.refused.Load() }

@@ -33,11 +33,22 @@ type sender struct {
 	flushing  bool
 	failed    map[uint64]*failure // failed batches with Sends yet to collect the error
 	closed    error
+	stopped   bool // the pool closed: the stream is reset and no new one is opened
 
-	// Owned by the flusher.
+	// stream is used by the flusher only, but changed under mu so that close can reset it.
 	stream session.SendStream
-	segs   [3][]byte
-	hdr    [framing.HeaderSize]byte
+	// Owned by the flusher.
+	segs [3][]byte
+	hdr  [framing.HeaderSize]byte
+
+	// stall cuts a write that takes no data for the timeout. It is one timer for the
+	// sender's life rather than a write deadline per chunk: a stream that waits for flow
+	// control under a deadline starts a timer of its own, allocating, on every wait.
+	stall   *time.Timer
+	stallMu sync.Mutex
+	armed   session.SendStream // the stream being written, nil between writes
+	armedAt time.Time
+	stalled bool // stall cut the write in progress
 }
 
 type failure struct {
@@ -130,7 +141,13 @@ func (s *sender) flush(ctx context.Context, large []byte) error {
 	s.waiters = 0
 	s.mu.Unlock()
 
-	err := s.write(ctx, batch, large)
+	wctx := ctx
+	if others > 0 {
+		// The batch carries other Sends' messages: the flusher's own context must not cut
+		// their write. The stall timeout still bounds it.
+		wctx = context.WithoutCancel(ctx)
+	}
+	err := s.write(wctx, batch, large)
 
 	s.mu.Lock()
 	others -= s.abandoned
@@ -185,15 +202,30 @@ func (s *sender) wait(ctx context.Context) error {
 // calls it.
 func (s *sender) write(ctx context.Context, batch, large []byte) error {
 	if s.stream == nil {
+		if s.isStopped() {
+			return errPoolClosed
+		}
 		st, err := s.open(ctx)
 		if err != nil {
 			return err
 		}
-		s.stream = st
+		s.mu.Lock()
+		stopped := s.stopped
+		if !stopped {
+			s.stream = st
+		}
+		s.mu.Unlock()
+		if stopped {
+			st.CancelWrite(CodePoolClosed)
+			return errPoolClosed
+		}
 	}
 	timeout := s.p.cfg.timeout()
-	ctxDeadline, hasDeadline := ctx.Deadline()
 	st := s.stream
+	if s.stall == nil {
+		s.stall = time.AfterFunc(timeout, s.cutStalled)
+		s.stall.Stop()
+	}
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { _ = st.SetWriteDeadline(time.Unix(1, 0)) })
 		defer stop()
@@ -211,17 +243,17 @@ func (s *sender) write(ctx context.Context, batch, large []byte) error {
 	for _, b := range segs {
 		for len(b) > 0 {
 			n := min(len(b), writeChunk)
-			deadline := time.Now().Add(timeout)
-			if hasDeadline && ctxDeadline.Before(deadline) {
-				deadline = ctxDeadline
-			}
-			_ = st.SetWriteDeadline(deadline)
+			s.arm(st, timeout)
 			if ctx.Err() != nil {
 				_ = st.SetWriteDeadline(time.Unix(1, 0))
 			}
-			if _, err := st.Write(b[:n]); err != nil {
-				s.abandon(st, err)
-				return s.writeError(ctx, err, timeout)
+			_, err := st.Write(b[:n])
+			stalled := s.disarm()
+			if err != nil {
+				if s.abandon(st, err) {
+					return errPoolClosed
+				}
+				return s.writeError(ctx, err, stalled, timeout)
 			}
 			b = b[n:]
 		}
@@ -233,28 +265,49 @@ func (s *sender) write(ctx context.Context, batch, large []byte) error {
 // that is still alive (the write timed out or was cancelled) is finished gracefully rather
 // than reset: messages written before are still delivered, and the peer discards the
 // message cut short by the FIN (its reader sees an unexpected end), so nothing partial and
-// nothing already sent is lost.
-func (s *sender) abandon(st session.SendStream, err error) {
+// nothing already sent is lost. It reports whether the pool closed, which reset the stream.
+func (s *sender) abandon(st session.SendStream, err error) (stopped bool) {
+	s.mu.Lock()
 	s.stream = nil
+	stopped = s.stopped
+	s.mu.Unlock()
+	if stopped {
+		return true
+	}
 	var re *session.StreamResetError
 	var ce *session.CloseError
 	if errors.As(err, &re) || errors.As(err, &ce) {
-		return
+		return false
 	}
 	_ = st.SetWriteDeadline(time.Time{})
 	if cerr := st.Close(); cerr != nil {
 		st.CancelWrite(CodeWriteFailed)
 	}
+	return false
+}
+
+func (s *sender) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
 }
 
 func (s *sender) open(ctx context.Context) (session.SendStream, error) {
 	timeout := s.p.cfg.timeout()
 	octx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// Pool.Close (or the connection's end) stops the wait for stream credit too.
+	defer context.AfterFunc(s.p.ctx, cancel)()
 	st, err := s.p.conn.OpenUniStream(octx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if s.p.ctx.Err() != nil {
+			if cause := context.Cause(s.p.conn.Context()); cause != nil {
+				return nil, cause
+			}
+			return nil, errPoolClosed
 		}
 		var te *session.TimeoutError
 		if errors.As(err, &te) || errors.Is(err, context.DeadlineExceeded) {
@@ -265,10 +318,40 @@ func (s *sender) open(ctx context.Context) (session.SendStream, error) {
 	return st, nil
 }
 
-func (s *sender) writeError(ctx context.Context, err error, timeout time.Duration) error {
+// arm starts the stall timer for one write on st, clearing any deadline a cut left behind.
+func (s *sender) arm(st session.SendStream, timeout time.Duration) {
+	s.stallMu.Lock()
+	s.armed, s.armedAt, s.stalled = st, time.Now(), false
+	_ = st.SetWriteDeadline(time.Time{})
+	s.stallMu.Unlock()
+	s.stall.Reset(timeout)
+}
+
+// disarm stops the stall timer after a write and reports whether it cut the write.
+func (s *sender) disarm() bool {
+	s.stall.Stop()
+	s.stallMu.Lock()
+	defer s.stallMu.Unlock()
+	s.armed = nil
+	return s.stalled
+}
+
+// cutStalled runs when the stall timer fires. A firing left over from an earlier write (Stop
+// does not wait for one already started) finds the current write armed too recently and
+// leaves it alone; that write's own Reset fires again in time.
+func (s *sender) cutStalled() {
+	s.stallMu.Lock()
+	defer s.stallMu.Unlock()
+	if s.armed != nil && time.Since(s.armedAt) >= s.p.cfg.timeout() {
+		s.stalled = true
+		_ = s.armed.SetWriteDeadline(time.Unix(1, 0))
+	}
+}
+
+func (s *sender) writeError(ctx context.Context, err error, stalled bool, timeout time.Duration) error {
 	var te *session.TimeoutError
 	if errors.As(err, &te) {
-		if cerr := ctx.Err(); cerr != nil {
+		if cerr := ctx.Err(); cerr != nil && !stalled {
 			return cerr
 		}
 		return &session.TimeoutError{Op: "write", After: timeout}
@@ -280,12 +363,17 @@ func (s *sender) writeError(ctx context.Context, err error, timeout time.Duratio
 	return err
 }
 
-// close fails pending and future Sends with err and resets the stream.
+// close fails pending and future Sends with err and resets the stream, which also ends a
+// write in progress at once.
 func (s *sender) close(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed == nil {
+	if s.closed == nil || s.closed == errDraining {
 		s.closed = err
+	}
+	s.stopped = true
+	if s.stream != nil {
+		s.stream.CancelWrite(CodePoolClosed)
 	}
 	s.cond.Broadcast()
 }

@@ -967,8 +967,11 @@ func (c *conn) fillStreamsLocked(buf []byte, start int) []byte {
 
 func (c *conn) dequeueLocked() {
 	c.sendQ[0].queued = false
-	c.sendQ[0] = nil
-	c.sendQ = c.sendQ[1:]
+	// Shift rather than reslice, so that the queue keeps its array (reslicing from the front
+	// leaves no capacity once it empties, and the next append allocates).
+	n := copy(c.sendQ, c.sendQ[1:])
+	c.sendQ[n] = nil
+	c.sendQ = c.sendQ[:n]
 }
 
 // blockedLocked signals that s cannot send: STREAM_DATA_BLOCKED or DATA_BLOCKED, once per

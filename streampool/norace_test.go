@@ -1,0 +1,5 @@
+//go:build !race
+
+package streampool_test
+
+const raceEnabled = false

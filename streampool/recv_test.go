@@ -1,0 +1,112 @@
+package streampool_test
+
+import (
+	"context"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/peerwire/peerwire/internal/session"
+	"github.com/peerwire/peerwire/internal/sessiontest"
+	"github.com/peerwire/peerwire/streampool"
+)
+
+// A message cut off because the peer's connection died is never delivered: Recv returns the
+// close error instead.
+func TestRecvDropsMessageCutByConnectionClose(t *testing.T) {
+	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
+		p := sessiontest.Connect(t, f, nil, nil)
+		pool := newPool(t, p.Server, streampool.Config{})
+		ctx := testCtx(t, 10*time.Second)
+
+		st, err := p.Client.OpenUniStream(ctx)
+		require.NoError(t, err)
+		// A whole message first proves the pool is reading this stream.
+		_, err = st.Write(frame([]byte("whole")))
+		require.NoError(t, err)
+		m, err := pool.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, "whole", string(m.Data))
+
+		partial := binary.BigEndian.AppendUint32(nil, 1000)
+		partial = append(partial, make([]byte, 10)...)
+		_, err = st.Write(partial)
+		require.NoError(t, err)
+		time.Sleep(50 * time.Millisecond) // let the partial message reach the reader
+		require.NoError(t, p.Client.CloseWithError(0x9, "killed"))
+
+		for range 2 {
+			m, err = pool.Recv(ctx)
+			var ce *session.CloseError
+			require.ErrorAs(t, err, &ce, "got message of %d bytes", len(m.Data))
+			require.True(t, ce.Remote)
+			require.Equal(t, uint64(0x9), ce.Code)
+			require.Nil(t, m.Data)
+		}
+	})
+}
+
+// A message cut off by a stream reset is discarded; messages on other streams still arrive.
+func TestRecvDropsMessageCutByStreamReset(t *testing.T) {
+	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
+		p := sessiontest.Connect(t, f, nil, nil)
+		pool := newPool(t, p.Server, streampool.Config{})
+		ctx := testCtx(t, 10*time.Second)
+
+		st, err := p.Client.OpenUniStream(ctx)
+		require.NoError(t, err)
+		_, err = st.Write(frame([]byte("first")))
+		require.NoError(t, err)
+		m, err := pool.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, "first", string(m.Data))
+
+		partial := binary.BigEndian.AppendUint32(nil, 1000)
+		partial = append(partial, make([]byte, 10)...)
+		_, err = st.Write(partial)
+		require.NoError(t, err)
+		time.Sleep(50 * time.Millisecond)
+		st.CancelWrite(0x7)
+
+		st2, err := p.Client.OpenUniStream(ctx)
+		require.NoError(t, err)
+		_, err = st2.Write(frame([]byte("after")))
+		require.NoError(t, err)
+		require.NoError(t, st2.Close())
+
+		m, err = pool.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, "after", string(m.Data))
+
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		m, err = pool.Recv(short)
+		require.ErrorIs(t, err, context.DeadlineExceeded, "got message of %d bytes", len(m.Data))
+	})
+}
+
+// Message.Transfer is never negative and, for a message large enough to span many packets,
+// measures a positive time.
+func TestRecvTransferDuration(t *testing.T) {
+	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
+		p := sessiontest.Connect(t, f, nil, nil)
+		sender := newPool(t, p.Client, streampool.Config{})
+		receiver := newPool(t, p.Server, streampool.Config{})
+		ctx := testCtx(t, 10*time.Second)
+
+		const big = 4 << 20
+		require.NoError(t, sender.Send(ctx, payload(0, 16)))
+		require.NoError(t, sender.Send(ctx, payload(1, big)))
+
+		m, err := receiver.Recv(ctx)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, m.Transfer, time.Duration(0))
+		m, err = receiver.Recv(ctx)
+		require.NoError(t, err)
+		_, err = checkPayload(m.Data, big)
+		require.NoError(t, err)
+		require.Positive(t, m.Transfer)
+	})
+}
