@@ -250,6 +250,8 @@ type listener struct {
 	once       sync.Once
 	done       chan struct{}
 	acceptDone chan struct{}
+	mu         sync.Mutex
+	closing    bool           // Close is waiting for the refusals: no new ones start
 	wg         sync.WaitGroup // refusals in progress
 }
 
@@ -313,6 +315,9 @@ func (l *listener) Close() error {
 			}
 			break
 		}
+		l.mu.Lock()
+		l.closing = true
+		l.mu.Unlock()
 	})
 	l.wg.Wait()
 	return nil
@@ -375,7 +380,15 @@ func (in *incoming) Reject() error {
 		return nil
 	}
 	l := in.l
+	// Add to the WaitGroup only while Close is not waiting on it (a refusal can come from
+	// the handshake timer at any time).
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		return in.tcp.Close()
+	}
 	l.wg.Add(1)
+	l.mu.Unlock()
 	go func() {
 		defer l.wg.Done()
 		defer in.tcp.Close()
