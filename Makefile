@@ -13,9 +13,10 @@ build:
 	$(GO) build $(PKGS)
 	$(GO) build -o bin/peer ./cmd/peer
 
-## test: every test with the race detector (goroutine leaks fail tests via goleak).
+## test: every test with the race detector (goroutine leaks fail tests via goleak), one
+## package at a time: the libp2p host tests are sensitive to CPU starvation on 2 cores.
 test:
-	$(GO) test -race -count=1 -timeout 12m $(PKGS)
+	$(GO) test -race -count=1 -p 1 -timeout 20m $(PKGS)
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

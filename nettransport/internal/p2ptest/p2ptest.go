@@ -123,7 +123,7 @@ func Identified(t testing.TB, h host.Host, p peer.ID, agent string) {
 		require.NoError(c, err)
 		require.True(c, slices.Contains(protos, ping.ID), "protocols %v", protos)
 		require.True(c, slices.Contains(protos, EchoProtocol), "protocols %v", protos)
-	}, timeout, 20*time.Millisecond)
+	}, timeout, 20*time.Millisecond, "%s", connDiag(h, p))
 }
 
 // EchoStreams opens n concurrent streams from from to to, each carrying size random bytes
@@ -178,4 +178,16 @@ func echoOnce(ctx context.Context, h host.Host, p peer.ID, size int) error {
 		return fmt.Errorf("echo differs: sent %d bytes, got %d", len(data), len(got))
 	}
 	return nil
+}
+
+// connDiag describes h's connections to p, for failure messages.
+func connDiag(h host.Host, p peer.ID) string {
+	var b bytes.Buffer
+	for _, c := range h.Network().ConnsToPeer(p) {
+		fmt.Fprintf(&b, "conn %s→%s closed=%v streams=%d; ", c.LocalMultiaddr(), c.RemoteMultiaddr(), c.IsClosed(), len(c.GetStreams()))
+		for _, s := range c.GetStreams() {
+			fmt.Fprintf(&b, "[%s %s] ", s.Protocol(), s.Stat().Direction)
+		}
+	}
+	return b.String()
 }
