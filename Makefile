@@ -5,7 +5,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test test-short lint fmt fuzz bench demo tools
+.PHONY: all build test test-short lint fmt fuzz bench demo tools stress-libp2p-qmux
 
 all: build
 
@@ -49,3 +49,14 @@ bench:
 ## demo: the README's first command.
 demo:
 	$(GO) run ./cmd/peer demo
+
+## stress-libp2p-qmux: the libp2p host tests over QMux under CPU load (other race-enabled
+## suites in parallel), ROUNDS times; reproduces the intermittent identify failure noted on
+## the QMux issue.
+ROUNDS ?= 5
+stress-libp2p-qmux:
+	@for i in $$(seq 1 $(ROUNDS)); do \
+	  ($(GO) test -race -count=1 ./streampool/ ./tests/ ./internal/qmux/ >/dev/null 2>&1 &); \
+	  $(GO) test -race -count=3 -run 'TestHostsOverQMux|TestTCPOnlyHostsConnectOverQMux' ./nettransport/libp2pqmux/ || exit 1; \
+	  wait; \
+	done
