@@ -6,6 +6,11 @@
 // write are bounded by the stream timeout, 12 s by default. After any error on a send stream
 // the stream is reset and dropped; the next Send opens a fresh one.
 //
+// A send stream whose write failed (timed out, cancelled) is finished with a FIN rather than
+// reset, so messages written before still arrive and the cut message is discarded by the
+// receiver; messages sent afterwards go on a fresh stream and may overtake those still in
+// flight on the finished one.
+//
 // Messages sent by one goroutine arrive in the order sent. Concurrent senders' small messages
 // queued behind a write in progress are coalesced into the next single stream write, with no
 // goroutine or allocation per message.
