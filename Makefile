@@ -14,7 +14,7 @@ build:
 	$(GO) build -o bin/peer ./cmd/peer
 
 ## test: every test with the race detector (goroutine leaks fail tests via goleak), one
-## package at a time: the libp2p host tests are sensitive to CPU starvation on 2 cores.
+## package at a time so timing-sensitive suites do not starve each other on 2 cores.
 test:
 	$(GO) test -race -count=1 -p 1 -timeout 20m $(PKGS)
 
@@ -57,6 +57,6 @@ ROUNDS ?= 5
 stress-libp2p-qmux:
 	@for i in $$(seq 1 $(ROUNDS)); do \
 	  ($(GO) test -race -count=1 ./streampool/ ./tests/ ./internal/qmux/ >/dev/null 2>&1 &); \
-	  PEERWIRE_QUARANTINED=1 $(GO) test -race -count=3 -run 'TestHostsOverQMux|TestTCPOnlyHostsConnectOverQMux' ./nettransport/libp2pqmux/ || exit 1; \
+	  $(GO) test -race -count=3 -run 'TestHostsOverQMux|TestTCPOnlyHostsConnectOverQMux' ./nettransport/libp2pqmux/ || exit 1; \
 	  wait; \
 	done

@@ -170,16 +170,20 @@ func (s *stream) write(p []byte) (int, error) {
 	c.queueStream(s)
 	total := len(p)
 	for {
+		// Completion first: once the writer took every byte, the data is delivered (qmux:
+		// written to the transport), even if a STOP_SENDING or a close arrived before this
+		// goroutine woke up. Reporting that race as a failed write made libp2p's lazy
+		// multistream select fail on a stream the peer had already answered.
+		if len(s.pending) == 0 {
+			s.pending = nil
+			c.mu.Unlock()
+			return total, nil
+		}
 		if err := s.writeErrLocked(); err != nil {
 			n := total - len(s.pending)
 			s.pending = nil
 			c.mu.Unlock()
 			return n, err
-		}
-		if len(s.pending) == 0 {
-			s.pending = nil
-			c.mu.Unlock()
-			return total, nil
 		}
 		deadline := s.wDeadline
 		c.mu.Unlock()
