@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/peerwire/peerwire/identity"
@@ -39,6 +40,11 @@ type PeerCertificate struct {
 //
 // Failures are [*RejectError] values with the matching Reason. The chain is
 // not modified.
+//
+// The signature checks depend on the certificate's bytes alone, so the outcome
+// of a successful check is remembered (a bounded set of recent certificates,
+// matched by their full DER): a peer that reconnects with the same certificate
+// costs no signature verification. The other checks run every time.
 func ParsePeerCertificate(chain []*x509.Certificate, now time.Time) (*PeerCertificate, error) {
 	pc, rerr := parsePeerCertificate(chain, now, true)
 	if rerr != nil {
@@ -66,6 +72,38 @@ func parsePeerCertificate(chain []*x509.Certificate, now time.Time, checkTime bo
 		return nil, reject(ReasonTooManyCertificates, fmt.Errorf("got %d certificates, want exactly 1 self-signed certificate", len(chain)))
 	}
 
+	// A certificate without its DER (built by hand, not parsed) is never cached: the cache
+	// vouches for bytes.
+	cacheable := len(leaf.Raw) > 0
+	var keys []identity.PublicKey
+	var peerID identity.PeerID
+	if v := verified.get(hash, leaf.Raw); cacheable && v != nil {
+		keys, peerID = slices.Clone(v.keys), v.peerID
+	} else {
+		var rerr *RejectError
+		if keys, rerr = checkSignatures(leaf, reject); rerr != nil {
+			return nil, rerr
+		}
+		peerID = keys[0].PeerID()
+		if cacheable {
+			verified.add(hash, leaf.Raw, slices.Clone(keys), peerID)
+		}
+	}
+
+	if checkTime && (now.Before(leaf.NotBefore) || now.After(leaf.NotAfter)) {
+		e := reject(ReasonExpired, fmt.Errorf("valid from %s until %s, now is %s",
+			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+		e.PresentedKeys = keys
+		return nil, e
+	}
+
+	return &PeerCertificate{Leaf: leaf, Hash: hash, Keys: keys, PeerID: peerID}, nil
+}
+
+// checkSignatures does the checks that depend on the certificate's bytes alone: critical
+// extensions, the self-signature, and the identity keys' signatures of the TLS key. It
+// returns the verified keys, primary first.
+func checkSignatures(leaf *x509.Certificate, reject func(RejectReason, error) *RejectError) ([]identity.PublicKey, *RejectError) {
 	for _, oid := range leaf.UnhandledCriticalExtensions {
 		if !oid.Equal(oidLibp2pKey) && !oid.Equal(oidCoSigners) {
 			return nil, reject(ReasonMalformed, fmt.Errorf("unknown critical extension %s", oid))
@@ -133,14 +171,7 @@ func parsePeerCertificate(chain []*x509.Certificate, now time.Time, checkTime bo
 		}
 	}
 
-	if checkTime && (now.Before(leaf.NotBefore) || now.After(leaf.NotAfter)) {
-		e := reject(ReasonExpired, fmt.Errorf("valid from %s until %s, now is %s",
-			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
-		e.PresentedKeys = keys
-		return nil, e
-	}
-
-	return &PeerCertificate{Leaf: leaf, Hash: hash, Keys: keys, PeerID: keys[0].PeerID()}, nil
+	return keys, nil
 }
 
 func extensionReason(err error) RejectReason {
