@@ -5,34 +5,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// BenchmarkCompare runs each case on each system once per iteration at the Tiny size (or
-// larger with -benchtime) and reports the figure as a custom metric; compare rows within
-// one run.
+// BenchmarkCompare runs each case on each system once per iteration at the Tiny size and
+// reports its figures as custom metrics; compare rows within one run.
 func BenchmarkCompare(b *testing.B) {
 	ctx := context.Background()
 	for _, c := range Cases() {
 		for _, s := range Systems() {
 			b.Run(c.Name+"/"+s.Name, func(b *testing.B) {
-				var v float64
+				var v []float64
 				for b.Loop() {
 					var err error
 					if v, err = c.Run(ctx, s, Tiny); err != nil {
 						b.Fatal(err)
 					}
 				}
-				b.ReportMetric(v, c.Unit)
+				for i, m := range c.Metrics {
+					b.ReportMetric(v[i], c.BenchUnit(m))
+				}
 			})
 		}
 	}
 }
 
 // TestEveryCaseRunsOnEverySystem checks the harness itself at the tiny size: every figure is
-// positive and every peerwire row has a ratio. It asserts nothing about speed.
+// positive and every comparison has a ratio. It asserts nothing about speed. The memory
+// figure may be zero or negative at this size (the garbage collector's noise is larger than
+// four connections), so it is only required to exist.
 func TestEveryCaseRunsOnEverySystem(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every system")
@@ -40,22 +44,99 @@ func TestEveryCaseRunsOnEverySystem(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, Tiny, 1, nil)
-	if err != nil {
-		t.Fatal(err)
+	require.NoError(t, err)
+	require.Len(t, rep.Results, len(Metrics())*len(Systems()))
+	names := map[string]bool{}
+	for _, s := range Systems() {
+		names[s.Name] = true
 	}
-	if want := len(Cases()) * len(Systems()); len(rep.Results) != want {
-		t.Fatalf("%d results, want %d", len(rep.Results), want)
+	for _, want := range []string{"peerwire-quic", "peerwire-qmux", "quic-go", "tls-tcp", "tcp", "libp2p-quic", "libp2p-tcp"} {
+		require.True(t, names[want], "no system %s", want)
 	}
-	for _, r := range rep.Results {
-		if r.Value <= 0 && r.Case != "idle-conn-memory" {
-			t.Errorf("%s on %s: %v %s", r.Case, r.System, r.Value, r.Unit)
-		}
-	}
-	for _, c := range Cases() {
+	for _, m := range Metrics() {
 		for _, s := range Systems() {
-			if _, ok := rep.Ratio(c.Name, s); s.Reference != "" && !ok && c.Name != "idle-conn-memory" {
-				t.Errorf("no ratio for %s on %s", c.Name, s.Name)
+			r, ok := rep.Value(m.Name, s.Name)
+			require.True(t, ok, "no %s on %s", m.Name, s.Name)
+			require.Len(t, r.Samples, 1)
+			if m.Name != "idle-conn-memory" {
+				require.Positive(t, r.Value, "%s on %s", m.Name, s.Name)
+			}
+		}
+		for _, c := range Comparisons() {
+			if _, ok := rep.Ratio(m.Name, c.System, c.Reference); !ok && m.Name != "idle-conn-memory" {
+				t.Errorf("no ratio for %s of %s ÷ %s", m.Name, c.System, c.Reference)
 			}
 		}
 	}
+}
+
+func TestComparisons(t *testing.T) {
+	require.Equal(t, []Comparison{
+		{"peerwire-quic", "quic-go"}, {"peerwire-qmux", "tls-tcp"},
+		{"peerwire-quic", "libp2p-quic"}, {"peerwire-qmux", "libp2p-tcp"},
+	}, Comparisons())
+	for _, c := range Comparisons() {
+		found := false
+		for _, s := range Systems() {
+			found = found || s.Name == c.Reference
+		}
+		require.True(t, found, "reference %s is not a system", c.Reference)
+	}
+}
+
+// TestNodesConnectInBothDirections checks, for every system, that several nodes connect to
+// each other whichever dials, and that messages flow both ways on each connection.
+func TestNodesConnectInBothDirections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every system")
+	}
+	for _, s := range Systems() {
+		t.Run(s.Name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			nodes, err := s.Nodes(ctx, 3)
+			require.NoError(t, err)
+			defer closeNodes(nodes)
+			for _, link := range [][2]int{{0, 1}, {2, 0}, {1, 2}} {
+				p, err := nodes[link[0]].Connect(ctx, nodes[link[1]])
+				require.NoError(t, err, "%d → %d", link[0], link[1])
+				require.NoError(t, p.Client.Send(ctx, []byte("ping")))
+				m, err := p.Server.Recv(ctx)
+				require.NoError(t, err)
+				require.Equal(t, "ping", string(m))
+				require.NoError(t, p.Server.Send(ctx, []byte("pong")))
+				m, err = p.Client.Recv(ctx)
+				require.NoError(t, err)
+				require.Equal(t, "pong", string(m))
+				p.Close()
+			}
+		})
+	}
+}
+
+func TestBenchUnit(t *testing.T) {
+	for _, c := range Cases() {
+		seen := map[string]bool{}
+		for _, m := range c.Metrics {
+			u := c.BenchUnit(m)
+			require.NotContains(t, u, " ")
+			require.False(t, seen[u], "%s: unit %s twice", c.Name, u)
+			seen[u] = true
+		}
+	}
+	rtt := Cases()[4]
+	require.Equal(t, "rtt", rtt.Name)
+	require.Equal(t, "p99-µs", rtt.BenchUnit(rtt.Metrics[1]))
+}
+
+func TestPercentileAndMedian(t *testing.T) {
+	d := make([]time.Duration, 100)
+	for i := range d {
+		d[i] = time.Duration(i+1) * time.Microsecond
+	}
+	require.Equal(t, 50.0, percentile(d, 0.5))
+	require.Equal(t, 99.0, percentile(d, 0.99))
+	require.Equal(t, 7.0, percentile(d[6:7], 0.99))
+	require.Equal(t, 2.0, median([]float64{3, 1, 2}))
+	require.Equal(t, 2.5, median([]float64{4, 1, 2, 3}))
 }

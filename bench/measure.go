@@ -4,61 +4,93 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
 	"time"
 )
 
-// Result is one measured figure of one system.
-type Result struct {
-	Case   string  `json:"case"`
-	System string  `json:"system"`
-	Value  float64 `json:"value"`
-	Unit   string  `json:"unit"`
-	// HigherIsBetter tells how to read ratios.
+// Metric is one figure a case reports, one row of the table.
+type Metric struct {
+	Name string `json:"name"`
+	Unit string `json:"unit"`
+	// HigherIsBetter tells how to read ratios (latency and memory: lower is better).
 	HigherIsBetter bool `json:"higher_is_better"`
 }
 
-// Case is one measurement applied to every system.
+// Case is one measurement applied to every system. Run returns one value per metric.
 type Case struct {
-	Name           string
-	Unit           string
-	HigherIsBetter bool
-	Run            func(ctx context.Context, s System, size Size) (float64, error)
+	Name    string
+	Metrics []Metric
+	Run     func(ctx context.Context, s System, size Size) ([]float64, error)
+}
+
+// BenchUnit is the unit under which a testing.B benchmark of c reports m: the metric's unit,
+// prefixed with what tells it apart from the case's other metrics ("p99-µs").
+func (c Case) BenchUnit(m Metric) string {
+	if len(c.Metrics) == 1 {
+		return m.Unit
+	}
+	suffix := m.Name
+	if len(suffix) > len(c.Name) && suffix[:len(c.Name)+1] == c.Name+"-" {
+		suffix = suffix[len(c.Name)+1:]
+	}
+	return suffix + "-" + m.Unit
 }
 
 // Size scales the work of each case: Tiny keeps CI fast, Full gives stable figures.
 type Size struct {
-	Messages   int           // small messages per throughput run
-	BulkBytes  int           // bytes per bulk run
-	RoundTrips int           // round trips per latency run
-	Handshakes time.Duration // how long to dial repeatedly
-	IdleConns  int           // connections held for the memory case
+	Name        string        `json:"name"`
+	Messages    int           `json:"messages"`     // messages per message-rate run
+	BulkBytes   int           `json:"bulk_bytes"`   // bytes per bulk run
+	RoundTrips  int           `json:"round_trips"`  // round trips per latency run
+	Handshakes  time.Duration `json:"handshakes"`   // how long to dial repeatedly (ns in JSON)
+	IdleConns   int           `json:"idle_conns"`   // connections held for the memory case
+	FanoutPeers int           `json:"fanout_peers"` // receivers of each fan-out
+	Fanouts     int           `json:"fanouts"`      // fan-outs per fan-out run
 }
 
 var (
 	// Tiny is for smoke runs (CI): every case runs, the figures mean little.
-	Tiny = Size{Messages: 200, BulkBytes: 1 << 20, RoundTrips: 20, Handshakes: 50 * time.Millisecond, IdleConns: 4}
+	Tiny = Size{Name: "tiny", Messages: 200, BulkBytes: 2 << 20, RoundTrips: 20, Handshakes: 50 * time.Millisecond,
+		IdleConns: 4, FanoutPeers: 4, Fanouts: 10}
 	// Full is for the figures in docs/BENCHMARKS.md.
-	Full = Size{Messages: 200_000, BulkBytes: 256 << 20, RoundTrips: 2000, Handshakes: 2 * time.Second, IdleConns: 200}
+	Full = Size{Name: "full", Messages: 100_000, BulkBytes: 256 << 20, RoundTrips: 10_000, Handshakes: 2 * time.Second,
+		IdleConns: 1000, FanoutPeers: 100, Fanouts: 1000}
 )
 
-// MessageSize is the payload of the small-message case.
-const MessageSize = 256
-
-// bulkMessage is the message size of the bulk case.
-const bulkMessage = 1 << 20
+// Message sizes of the cases.
+const (
+	// MessageSize is the payload of the fan-out case and the middle message-rate case.
+	MessageSize = 256
+	// rttMessage is the request and the response of the round-trip case.
+	rttMessage = 64
+	// bulkMessage is the message size of the bulk case.
+	bulkMessage = 1 << 20
+)
 
 // Cases returns every measurement.
 func Cases() []Case {
 	return []Case{
-		{Name: "messages-256B", Unit: "msgs/s", HigherIsBetter: true, Run: runMessages},
-		{Name: "bulk", Unit: "MiB/s", HigherIsBetter: true, Run: runBulk},
-		{Name: "rtt-p50", Unit: "µs", Run: runRTT},
-		{Name: "handshakes", Unit: "conns/s", HigherIsBetter: true, Run: runHandshakes},
-		{Name: "idle-conn-memory", Unit: "KiB/conn", Run: runIdleMemory},
+		messageCase("messages-64B", 64),
+		messageCase("messages-256B", MessageSize),
+		messageCase("messages-4KiB", 4<<10),
+		{Name: "bulk", Metrics: []Metric{{"bulk", "MiB/s", true}}, Run: runBulk},
+		{Name: "rtt", Metrics: []Metric{{"rtt-p50", "µs", false}, {"rtt-p99", "µs", false}}, Run: runRTT},
+		{Name: "handshakes", Metrics: []Metric{{"handshakes", "conns/s", true}}, Run: runHandshakes},
+		{Name: "idle-conn-memory", Metrics: []Metric{{"idle-conn-memory", "KiB/conn", false}}, Run: runIdleMemory},
+		{Name: "fanout", Metrics: []Metric{{"fanout-p50", "µs", false}}, Run: runFanout},
 	}
+}
+
+// Metrics returns the metrics of every case, in table order.
+func Metrics() []Metric {
+	var out []Metric
+	for _, c := range Cases() {
+		out = append(out, c.Metrics...)
+	}
+	return out
 }
 
 // stream sends n messages of size from client to server and returns the time until the
@@ -78,7 +110,8 @@ func stream(ctx context.Context, p *Pair, n, size int) (time.Duration, error) {
 	}()
 	for range n {
 		if err := p.Client.Send(ctx, msg); err != nil {
-			return 0, err
+			p.Close() // unblocks the receiver
+			return 0, errors.Join(err, <-errc)
 		}
 	}
 	if err := <-errc; err != nil {
@@ -87,35 +120,45 @@ func stream(ctx context.Context, p *Pair, n, size int) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-func withPair(ctx context.Context, s System, f func(*Pair) (float64, error)) (float64, error) {
-	p, err := s.Connect(ctx)
+func withPair(ctx context.Context, s System, f func(*Pair) ([]float64, error)) ([]float64, error) {
+	p, cleanup, err := connectPair(ctx, s)
 	if err != nil {
-		return 0, fmt.Errorf("%s: connect: %w", s.Name, err)
+		return nil, err
 	}
-	defer p.Close()
+	defer cleanup()
 	return f(p)
 }
 
-func runMessages(ctx context.Context, s System, size Size) (float64, error) {
-	return withPair(ctx, s, func(p *Pair) (float64, error) {
-		d, err := stream(ctx, p, size.Messages, MessageSize)
-		return float64(size.Messages) / d.Seconds(), err
-	})
+// messageCase sends Size.Messages messages of size bytes from one sender and reports how
+// many per second reached the receiver.
+func messageCase(name string, size int) Case {
+	return Case{Name: name, Metrics: []Metric{{name, "msgs/s", true}}, Run: func(ctx context.Context, s System, sz Size) ([]float64, error) {
+		return withPair(ctx, s, func(p *Pair) ([]float64, error) {
+			d, err := stream(ctx, p, sz.Messages, size)
+			return []float64{float64(sz.Messages) / d.Seconds()}, err
+		})
+	}}
 }
 
-func runBulk(ctx context.Context, s System, size Size) (float64, error) {
-	return withPair(ctx, s, func(p *Pair) (float64, error) {
+func runBulk(ctx context.Context, s System, size Size) ([]float64, error) {
+	return withPair(ctx, s, func(p *Pair) ([]float64, error) {
 		n := max(size.BulkBytes/bulkMessage, 1)
 		d, err := stream(ctx, p, n, bulkMessage)
-		return float64(n*bulkMessage) / (1 << 20) / d.Seconds(), err
+		return []float64{float64(n*bulkMessage) / (1 << 20) / d.Seconds()}, err
 	})
 }
 
-func runRTT(ctx context.Context, s System, size Size) (float64, error) {
-	return withPair(ctx, s, func(p *Pair) (float64, error) {
-		var wg sync.WaitGroup
+// percentile returns the nearest-rank q-quantile (0 < q ≤ 1) of sorted, in microseconds.
+func percentile(sorted []time.Duration, q float64) float64 {
+	i := max(int(math.Ceil(q*float64(len(sorted))))-1, 0)
+	return float64(sorted[i]) / float64(time.Microsecond)
+}
+
+// runRTT sends a 64 B request and waits for the 64 B echo, RoundTrips times.
+func runRTT(ctx context.Context, s System, size Size) ([]float64, error) {
+	return withPair(ctx, s, func(p *Pair) ([]float64, error) {
 		errc := make(chan error, 1)
-		wg.Go(func() {
+		go func() {
 			for range size.RoundTrips {
 				m, err := p.Server.Recv(ctx)
 				if err == nil {
@@ -126,8 +169,9 @@ func runRTT(ctx context.Context, s System, size Size) (float64, error) {
 					return
 				}
 			}
-		})
-		msg := make([]byte, 64)
+			errc <- nil
+		}()
+		msg := make([]byte, rttMessage)
 		rtts := make([]time.Duration, 0, size.RoundTrips)
 		var err error
 		for range size.RoundTrips {
@@ -140,57 +184,64 @@ func runRTT(ctx context.Context, s System, size Size) (float64, error) {
 			}
 			rtts = append(rtts, time.Since(start))
 		}
-		wg.Wait()
-		select {
-		case e := <-errc:
-			err = errors.Join(err, e)
-		default:
-		}
 		if err != nil {
-			return 0, err
+			p.Close() // unblocks the echo
+		}
+		if err = errors.Join(err, <-errc); err != nil {
+			return nil, err
 		}
 		slices.Sort(rtts)
-		return float64(rtts[len(rtts)/2].Microseconds()) + float64(rtts[len(rtts)/2]%time.Microsecond)/1e3, nil
+		return []float64{percentile(rtts, 0.50), percentile(rtts, 0.99)}, nil
 	})
 }
 
-func runHandshakes(ctx context.Context, s System, size Size) (float64, error) {
+// runHandshakes dials one listener sequentially for Size.Handshakes, each dial a full
+// mutually authenticated handshake followed by a close.
+func runHandshakes(ctx context.Context, s System, size Size) ([]float64, error) {
 	dial, cleanup, err := s.Dialer(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", s.Name, err)
+		return nil, fmt.Errorf("%s: %w", s.Name, err)
 	}
 	defer cleanup()
 	n := 0
 	start := time.Now()
 	for time.Since(start) < size.Handshakes || n == 0 {
 		if err := dial(ctx); err != nil {
-			return 0, fmt.Errorf("%s: dial: %w", s.Name, err)
+			return nil, fmt.Errorf("%s: dial: %w", s.Name, err)
 		}
 		n++
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return []float64{float64(n) / time.Since(start).Seconds()}, nil
 }
 
-// runIdleMemory holds IdleConns connected pairs and reports the heap they take, per
-// connection end.
-func runIdleMemory(ctx context.Context, s System, size Size) (float64, error) {
-	before := heapInUse()
+// runIdleMemory connects IdleConns client nodes to one server node and reports the heap the
+// connections add, per connection end. The nodes exist before the first measurement, so what
+// a node costs without connections is not counted; what a connection costs on both of its
+// nodes (per-peer state included) is.
+func runIdleMemory(ctx context.Context, s System, size Size) ([]float64, error) {
+	nodes, err := s.Nodes(ctx, size.IdleConns+1)
+	if err != nil {
+		return nil, fmt.Errorf("%s: nodes: %w", s.Name, err)
+	}
+	defer closeNodes(nodes)
+	server := nodes[0]
 	pairs := make([]*Pair, 0, size.IdleConns)
 	defer func() {
 		for _, p := range pairs {
 			p.Close()
 		}
 	}()
-	for range size.IdleConns {
-		p, err := s.Connect(ctx)
+	before := heapInUse()
+	for _, n := range nodes[1:] {
+		p, err := n.Connect(ctx, server)
 		if err != nil {
-			return 0, fmt.Errorf("%s: connect: %w", s.Name, err)
+			return nil, fmt.Errorf("%s: connect: %w", s.Name, err)
 		}
 		pairs = append(pairs, p)
 	}
 	time.Sleep(100 * time.Millisecond) // let handshakes settle
 	after := heapInUse()
-	return float64(after-before) / float64(2*len(pairs)) / 1024, nil
+	return []float64{float64(after-before) / float64(2*len(pairs)) / 1024}, nil
 }
 
 func heapInUse() int64 {
@@ -199,4 +250,77 @@ func heapInUse() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse)
+}
+
+// runFanout connects one sender node to FanoutPeers receiver nodes, then Fanouts times sends
+// one 256 B message on every connection, one after the other from one goroutine (as an
+// application broadcasting to its peers would), and measures the time from the first Send
+// until the last receiver has the message. The next fan-out starts once all have arrived.
+// It reports the median.
+func runFanout(ctx context.Context, s System, size Size) ([]float64, error) {
+	nodes, err := s.Nodes(ctx, size.FanoutPeers+1)
+	if err != nil {
+		return nil, fmt.Errorf("%s: nodes: %w", s.Name, err)
+	}
+	defer closeNodes(nodes)
+	pairs := make([]*Pair, 0, size.FanoutPeers)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	defer func() {
+		close(stop)
+		for _, p := range pairs {
+			p.Close() // unblocks the receivers
+		}
+		wg.Wait()
+	}()
+	for _, n := range nodes[1:] {
+		p, err := nodes[0].Connect(ctx, n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: connect: %w", s.Name, err)
+		}
+		pairs = append(pairs, p)
+	}
+	arrivals := make(chan time.Time, len(pairs))
+	errc := make(chan error, len(pairs))
+	for _, p := range pairs {
+		wg.Go(func() {
+			for range size.Fanouts {
+				if _, err := p.Server.Recv(ctx); err != nil {
+					errc <- err
+					return
+				}
+				select {
+				case arrivals <- time.Now():
+				case <-stop:
+					return
+				}
+			}
+		})
+	}
+	msg := make([]byte, MessageSize)
+	took := make([]time.Duration, 0, size.Fanouts)
+	for range size.Fanouts {
+		start := time.Now()
+		for _, p := range pairs {
+			if err := p.Client.Send(ctx, msg); err != nil {
+				return nil, fmt.Errorf("%s: send: %w", s.Name, err)
+			}
+		}
+		var last time.Time
+		for range pairs {
+			select {
+			case t := <-arrivals:
+				if t.After(last) {
+					last = t
+				}
+			case err := <-errc:
+				return nil, fmt.Errorf("%s: receive: %w", s.Name, err)
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		took = append(took, last.Sub(start))
+	}
+	slices.Sort(took)
+	return []float64{percentile(took, 0.50)}, nil
 }

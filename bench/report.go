@@ -12,21 +12,37 @@ import (
 	"time"
 )
 
+// Result is one figure of one system: the median over the runs.
+type Result struct {
+	Case   string  `json:"case"`
+	Metric string  `json:"metric"`
+	System string  `json:"system"`
+	Value  float64 `json:"value"`
+	Unit   string  `json:"unit"`
+	// HigherIsBetter tells how to read ratios.
+	HigherIsBetter bool `json:"higher_is_better"`
+	// Samples are the figures of the individual runs, in run order.
+	Samples []float64 `json:"samples"`
+}
+
 // Report is the outcome of a run: the median of each figure over the runs, and where it
 // was measured.
 type Report struct {
 	Machine string    `json:"machine"`
 	When    time.Time `json:"when"`
 	Runs    int       `json:"runs"`
+	Size    Size      `json:"size"`
 	Results []Result  `json:"results"`
 }
 
 // Run measures every case on every system runs times and keeps medians. Each run measures
 // all systems back to back, so ratios compare figures taken under the same conditions.
+// Progress lines go to progress when it is not nil.
 func Run(ctx context.Context, size Size, runs int, progress io.Writer) (*Report, error) {
 	runs = max(runs, 1)
 	systems, cases := Systems(), Cases()
-	samples := make(map[[2]string][]float64)
+	type key struct{ metric, system string }
+	samples := make(map[key][]float64)
 	for r := range runs {
 		for _, c := range cases {
 			for _, s := range systems {
@@ -37,20 +53,33 @@ func Run(ctx context.Context, size Size, runs int, progress io.Writer) (*Report,
 				if err != nil {
 					return nil, fmt.Errorf("%s on %s: %w", c.Name, s.Name, err)
 				}
-				k := [2]string{c.Name, s.Name}
-				samples[k] = append(samples[k], v)
+				for i, m := range c.Metrics {
+					k := key{m.Name, s.Name}
+					samples[k] = append(samples[k], v[i])
+				}
 			}
 		}
 	}
-	rep := &Report{Machine: Machine(), When: time.Now().UTC(), Runs: runs}
+	rep := &Report{Machine: Machine(), When: time.Now().UTC(), Runs: runs, Size: size}
 	for _, c := range cases {
-		for _, s := range systems {
-			v := samples[[2]string{c.Name, s.Name}]
-			slices.Sort(v)
-			rep.Results = append(rep.Results, Result{Case: c.Name, System: s.Name, Value: v[len(v)/2], Unit: c.Unit, HigherIsBetter: c.HigherIsBetter})
+		for _, m := range c.Metrics {
+			for _, s := range systems {
+				v := samples[key{m.Name, s.Name}]
+				rep.Results = append(rep.Results, Result{Case: c.Name, Metric: m.Name, System: s.Name,
+					Value: median(v), Unit: m.Unit, HigherIsBetter: m.HigherIsBetter, Samples: v})
+			}
 		}
 	}
 	return rep, nil
+}
+
+// median returns the median of v (the mean of the middle two for an even count).
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // Machine describes where the figures were taken.
@@ -58,24 +87,23 @@ func Machine() string {
 	return fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
 }
 
-func (r *Report) value(c, s string) (Result, bool) {
+// Value returns the figure of system s for metric m.
+func (r *Report) Value(m, s string) (Result, bool) {
 	for _, x := range r.Results {
-		if x.Case == c && x.System == s {
+		if x.Metric == m && x.System == s {
 			return x, true
 		}
 	}
 	return Result{}, false
 }
 
-// Ratio is a system's figure relative to its reference's in the same case: above 1 is better,
-// whatever the unit (latency and memory ratios are inverted).
-func (r *Report) Ratio(c string, s System) (float64, bool) {
-	if s.Reference == "" {
-		return 0, false
-	}
-	a, ok1 := r.value(c, s.Name)
-	b, ok2 := r.value(c, s.Reference)
-	if !ok1 || !ok2 || a.Value == 0 || b.Value == 0 {
+// Ratio is the figure of system for metric relative to reference's in the same report: above
+// 1 means system is better, whatever the unit (latency and memory ratios are inverted). It is
+// missing when either figure is missing or not positive.
+func (r *Report) Ratio(metric, system, reference string) (float64, bool) {
+	a, ok1 := r.Value(metric, system)
+	b, ok2 := r.Value(metric, reference)
+	if !ok1 || !ok2 || a.Value <= 0 || b.Value <= 0 {
 		return 0, false
 	}
 	if a.HigherIsBetter {
@@ -84,43 +112,58 @@ func (r *Report) Ratio(c string, s System) (float64, bool) {
 	return b.Value / a.Value, true
 }
 
-// WriteTable prints the figures and, for peerwire's rows, the ratio to the reference.
+// WriteTable prints two tables: every system's figures, then every comparison of a peerwire
+// system with a reference as a ratio.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	systems := Systems()
-	header := []string{"case"}
+	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
+	header := []string{"figures"}
 	for _, s := range systems {
 		header = append(header, s.Name)
 	}
-	for _, s := range systems {
-		if s.Reference != "" {
-			header = append(header, s.Name+" ÷ "+s.Reference)
-		}
-	}
-	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
-	for _, c := range Cases() {
-		row := []string{c.Name + " (" + c.Unit + ")"}
+	row(header...)
+	for _, m := range Metrics() {
+		cells := []string{m.Name + " (" + m.Unit + ")"}
 		for _, s := range systems {
-			v, _ := r.value(c.Name, s.Name)
-			row = append(row, formatValue(v.Value))
-		}
-		for _, s := range systems {
-			if s.Reference == "" {
-				continue
-			}
-			if q, ok := r.Ratio(c.Name, s); ok {
-				row = append(row, fmt.Sprintf("%.2f×", q))
+			if v, ok := r.Value(m.Name, s.Name); ok {
+				cells = append(cells, formatValue(v.Value))
 			} else {
-				row = append(row, "–")
+				cells = append(cells, "–")
 			}
 		}
-		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+		row(cells...)
+	}
+	row()
+	header = []string{"ratios (above 1 favours peerwire)"}
+	comparisons := Comparisons()
+	for _, c := range comparisons {
+		header = append(header, c.System+" ÷ "+c.Reference)
+	}
+	row(header...)
+	for _, m := range Metrics() {
+		cells := []string{m.Name}
+		for _, c := range comparisons {
+			if q, ok := r.Ratio(m.Name, c.System, c.Reference); ok {
+				cells = append(cells, fmt.Sprintf("%.2f×", q))
+			} else {
+				cells = append(cells, "–")
+			}
+		}
+		row(cells...)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\n%s; medians of %d run(s); ratios above 1 favour peerwire (latency and memory inverted)\n", r.Machine, r.Runs)
+	_, err := fmt.Fprintf(w, "\n%s\n", r.Footer())
 	return err
+}
+
+// Footer says where, when and how the figures were taken, in one line.
+func (r *Report) Footer() string {
+	return fmt.Sprintf("%s; %s; medians of %d run(s) at %s size (fan-out to %d peers, %d idle connections); "+
+		"latency and memory ratios inverted",
+		r.Machine, r.When.Format("2006-01-02 15:04 MST"), r.Runs, r.Size.Name, r.Size.FanoutPeers, r.Size.IdleConns)
 }
 
 func formatValue(v float64) string {

@@ -1,62 +1,130 @@
-// Package bench measures peerwire beside the references it must beat, in one process and
-// one run, on loopback: peerwire over QUIC and over QMux (through the public API), raw
-// quic-go, crypto/tls 1.3 over TCP and plain TCP (each with one stream and one Write per
-// length-prefixed message). Figures are reported as absolute values and as ratios to the
-// references measured in the same run, because absolute times drift on shared machines.
-//
-// The testing.B benchmarks in this package and `peer bench` run the same code.
 package bench
 
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
-	"net"
 	"sync"
 
 	ma "github.com/multiformats/go-multiaddr"
-	"github.com/quic-go/quic-go"
 
 	"github.com/peerwire/peerwire/certs"
 	"github.com/peerwire/peerwire/identity"
 	"github.com/peerwire/peerwire/nettransport"
 )
 
-// Endpoint is one side of a connected pair that moves whole messages.
+// Endpoint is one end of a connection that moves whole messages.
 type Endpoint interface {
 	Send(ctx context.Context, msg []byte) error
 	Recv(ctx context.Context) ([]byte, error)
 }
 
-// Pair is a connected client and server.
+// Pair is one connection as both of its ends see it, ready to carry messages.
 type Pair struct {
+	// Client is the end on the node that dialed, Server the end on the node dialed.
 	Client, Server Endpoint
-	Close          func()
+	// Close closes the connection (both ends); the nodes stay open.
+	Close func()
 }
 
-// System is one thing measured: a way to connect a pair, and a way to dial repeatedly.
+// Node is one participant of a system: it listens on loopback and connects to other nodes
+// of the same system (the same call of System.Nodes).
+type Node interface {
+	// Connect dials peer and returns the new connection once both ends can carry messages.
+	// Connects to the same peer are serialised; connecting two nodes twice is not supported
+	// (libp2p hosts would share one connection).
+	Connect(ctx context.Context, peer Node) (*Pair, error)
+	// Close closes the node and every connection it holds.
+	Close() error
+}
+
+// System is one thing measured.
 type System struct {
 	Name string
-	// Reference names the system this one is compared with ("" for references).
-	Reference string
-	// Connect returns a connected pair.
-	Connect func(ctx context.Context) (*Pair, error)
-	// Dialer prepares a listener and returns a function that dials it once (handshake
-	// included) and closes the connection; cleanup releases the listener.
+	// Family is "quic" or "tcp": the chart compares each system with its family's reference.
+	Family string
+	// References name the systems this one is compared with, the one the performance issue
+	// sets as the target first; empty for references.
+	References []string
+	// Nodes starts n nodes that trust each other (n is at least 2); each listens on loopback.
+	// The caller closes them.
+	Nodes func(ctx context.Context, n int) ([]Node, error)
+	// Dialer prepares a listener and returns a function that dials it once (the mutually
+	// authenticated handshake included) and closes the connection; cleanup releases
+	// everything.
 	Dialer func(ctx context.Context) (dial func(context.Context) error, cleanup func(), err error)
 }
 
 // Systems returns every system, peerwire's first.
 func Systems() []System {
 	return []System{
-		{Name: "peerwire-quic", Reference: "quic-go", Connect: peerwirePair(quicAddr), Dialer: peerwireDialer(quicAddr)},
-		{Name: "peerwire-qmux", Reference: "tls-tcp", Connect: peerwirePair(qmuxAddr), Dialer: peerwireDialer(qmuxAddr)},
-		{Name: "quic-go", Connect: quicGoPair, Dialer: quicGoDialer},
-		{Name: "tls-tcp", Connect: tlsPair, Dialer: tlsDialer},
-		{Name: "tcp", Connect: tcpPair, Dialer: tcpDialer},
+		{Name: "peerwire-quic", Family: "quic", References: []string{"quic-go", "libp2p-quic"},
+			Nodes: peerwireNodes(quicAddr), Dialer: peerwireDialer(quicAddr)},
+		{Name: "peerwire-qmux", Family: "tcp", References: []string{"tls-tcp", "libp2p-tcp"},
+			Nodes: peerwireNodes(qmuxAddr), Dialer: peerwireDialer(qmuxAddr)},
+		{Name: "quic-go", Family: "quic", Nodes: quicGoNodes, Dialer: quicGoDialer},
+		{Name: "tls-tcp", Family: "tcp", Nodes: tcpNodes(true), Dialer: tcpDialer(true)},
+		{Name: "tcp", Family: "tcp", Nodes: tcpNodes(false), Dialer: tcpDialer(false)},
+		{Name: "libp2p-quic", Family: "quic", Nodes: libp2pNodes(libp2pQUIC), Dialer: libp2pDialer(libp2pQUIC)},
+		{Name: "libp2p-tcp", Family: "tcp", Nodes: libp2pNodes(libp2pTCP), Dialer: libp2pDialer(libp2pTCP)},
 	}
+}
+
+// Comparison is a system measured against one of its references.
+type Comparison struct{ System, Reference string }
+
+// Comparisons lists every system against each of its references: first every system against
+// its target reference, then the others.
+func Comparisons() []Comparison {
+	var out []Comparison
+	for i := 0; ; i++ {
+		n := len(out)
+		for _, s := range Systems() {
+			if i < len(s.References) {
+				out = append(out, Comparison{s.Name, s.References[i]})
+			}
+		}
+		if len(out) == n {
+			return out
+		}
+	}
+}
+
+// connectPair starts two nodes of s and connects them; cleanup closes everything.
+func connectPair(ctx context.Context, s System) (p *Pair, cleanup func(), err error) {
+	nodes, err := s.Nodes(ctx, 2)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: nodes: %w", s.Name, err)
+	}
+	p, err = nodes[0].Connect(ctx, nodes[1])
+	if err != nil {
+		closeNodes(nodes)
+		return nil, nil, fmt.Errorf("%s: connect: %w", s.Name, err)
+	}
+	return p, func() { p.Close(); closeNodes(nodes) }, nil
+}
+
+func closeNodes(nodes []Node) {
+	for _, n := range nodes {
+		_ = n.Close()
+	}
+}
+
+// startNodes starts n nodes with start(i), closing those already started if one fails.
+func startNodes[N Node](n int, start func(i int) (N, error)) ([]Node, error) {
+	nodes := make([]Node, 0, n)
+	for i := range n {
+		nd, err := start(i)
+		if err != nil {
+			closeNodes(nodes)
+			return nil, err
+		}
+		nodes = append(nodes, nd)
+	}
+	return nodes, nil
 }
 
 var (
@@ -66,28 +134,26 @@ var (
 
 const alpn = "bench"
 
-// credentials returns two certificates that trust each other.
-func credentials() (client, server *nettransport.Credential, err error) {
-	mk := func() (*certs.Credential, error) {
+// peerwireCredentials returns n certificates, each trusting all n by hash (one shared,
+// read-only list), as nodes configured with their peers' identities would.
+func peerwireCredentials(n int) ([]*nettransport.Credential, error) {
+	certsOf := make([]*certs.Credential, n)
+	hashes := make([]identity.CertHash, n)
+	for i := range n {
 		k, err := identity.GenerateKey()
 		if err != nil {
 			return nil, err
 		}
-		return certs.NewCredential(k, certs.Options{})
+		if certsOf[i], err = certs.NewCredential(k, certs.Options{}); err != nil {
+			return nil, err
+		}
+		hashes[i] = certsOf[i].Hash()
 	}
-	cc, err := mk()
-	if err != nil {
-		return nil, nil, err
+	out := make([]*nettransport.Credential, n)
+	for i, c := range certsOf {
+		out[i] = &nettransport.Credential{Certificate: c, Trust: certs.TrustPolicy{Hashes: hashes}}
 	}
-	sc, err := mk()
-	if err != nil {
-		return nil, nil, err
-	}
-	client = &nettransport.Credential{Certificate: cc}
-	client.Trust.Hashes = []identity.CertHash{sc.Hash()}
-	server = &nettransport.Credential{Certificate: sc}
-	server.Trust.Hashes = []identity.CertHash{cc.Hash()}
-	return client, server, nil
+	return out, nil
 }
 
 type peerwireEndpoint struct{ c nettransport.Connection }
@@ -98,51 +164,79 @@ func (e peerwireEndpoint) Recv(ctx context.Context) ([]byte, error) {
 	return m, err
 }
 
-func peerwirePair(addr ma.Multiaddr) func(context.Context) (*Pair, error) {
-	return func(ctx context.Context) (*Pair, error) {
-		cc, sc, err := credentials()
+// peerwireNode is one nettransport.Transport listening on one address.
+type peerwireNode struct {
+	tr   nettransport.Transport
+	l    nettransport.Listener
+	cred *nettransport.Credential
+	mu   sync.Mutex // serialises incoming connects, so the next accepted connection is the caller's
+}
+
+func peerwireNodes(addr ma.Multiaddr) func(context.Context, int) ([]Node, error) {
+	return func(_ context.Context, n int) ([]Node, error) {
+		creds, err := peerwireCredentials(n)
 		if err != nil {
 			return nil, err
 		}
-		tr, err := nettransport.New(nettransport.Config{})
-		if err != nil {
-			return nil, err
-		}
-		l, err := tr.Listen(addr, []string{alpn}, sc)
-		if err != nil {
-			tr.Close()
-			return nil, err
-		}
-		type res struct {
-			c   nettransport.Connection
-			err error
-		}
-		ch := make(chan res, 1)
-		go func() {
-			in, err := l.Accept(ctx)
+		return startNodes(n, func(i int) (*peerwireNode, error) {
+			tr, err := nettransport.New(nettransport.Config{})
 			if err != nil {
-				ch <- res{err: err}
-				return
+				return nil, err
 			}
-			c, err := in.Accept(ctx)
-			ch <- res{c, err}
-		}()
-		client, err := tr.Dial(ctx, l.Addr(), []string{alpn}, cc)
-		r := <-ch
-		if err == nil {
-			err = r.err
-		}
-		if err != nil {
-			tr.Close()
-			return nil, err
-		}
-		return &Pair{Client: peerwireEndpoint{client}, Server: peerwireEndpoint{r.c}, Close: func() { tr.Close() }}, nil
+			l, err := tr.Listen(addr, []string{alpn}, creds[i])
+			if err != nil {
+				tr.Close()
+				return nil, err
+			}
+			return &peerwireNode{tr: tr, l: l, cred: creds[i]}, nil
+		})
 	}
 }
 
+func (n *peerwireNode) Close() error { return n.tr.Close() }
+
+func (n *peerwireNode) Connect(ctx context.Context, peer Node) (*Pair, error) {
+	to := peer.(*peerwireNode)
+	to.mu.Lock()
+	defer to.mu.Unlock()
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type accepted struct {
+		c   nettransport.Connection
+		err error
+	}
+	ch := make(chan accepted, 1)
+	go func() {
+		in, err := to.l.Accept(actx)
+		if err != nil {
+			ch <- accepted{err: err}
+			return
+		}
+		c, err := in.Accept(actx)
+		ch <- accepted{c, err}
+	}()
+	client, err := n.tr.Dial(ctx, to.l.Addr(), []string{alpn}, n.cred)
+	if err != nil {
+		cancel()
+	}
+	a := <-ch
+	if err != nil || a.err != nil {
+		for _, c := range []nettransport.Connection{client, a.c} {
+			if c != nil {
+				_ = c.CloseWithError(0, "")
+			}
+		}
+		return nil, errors.Join(err, a.err)
+	}
+	return &Pair{Client: peerwireEndpoint{client}, Server: peerwireEndpoint{a.c}, Close: func() {
+		_ = client.CloseWithError(0, "")
+		_ = a.c.CloseWithError(0, "")
+	}}, nil
+}
+
 func peerwireDialer(addr ma.Multiaddr) func(context.Context) (func(context.Context) error, func(), error) {
-	return func(ctx context.Context) (func(context.Context) error, func(), error) {
-		cc, sc, err := credentials()
+	return func(context.Context) (func(context.Context) error, func(), error) {
+		creds, err := peerwireCredentials(2)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -155,7 +249,7 @@ func peerwireDialer(addr ma.Multiaddr) func(context.Context) (func(context.Conte
 			str.Close()
 			return nil, nil, err
 		}
-		l, err := str.Listen(addr, []string{alpn}, sc)
+		l, err := str.Listen(addr, []string{alpn}, creds[1])
 		if err != nil {
 			str.Close()
 			ctr.Close()
@@ -177,7 +271,7 @@ func peerwireDialer(addr ma.Multiaddr) func(context.Context) (func(context.Conte
 			}
 		})
 		dial := func(ctx context.Context) error {
-			c, err := ctr.Dial(ctx, l.Addr(), []string{alpn}, cc)
+			c, err := ctr.Dial(ctx, l.Addr(), []string{alpn}, creds[0])
 			if err != nil {
 				return err
 			}
@@ -194,25 +288,27 @@ func peerwireDialer(addr ma.Multiaddr) func(context.Context) (func(context.Conte
 }
 
 // streamEndpoint frames messages on one byte stream: one Write per message (length and
-// payload together), reads through a buffer. It is what a careful user would write by hand.
+// payload together), reads through a 64 KiB buffer allocated on the first Recv (so idle
+// connections do not hold it). It is what a careful user would write by hand.
 type streamEndpoint struct {
-	w   io.Writer
+	rw  io.ReadWriter
 	r   *bufio.Reader
 	buf []byte
 }
 
-func newStreamEndpoint(rw io.ReadWriter) *streamEndpoint {
-	return &streamEndpoint{w: rw, r: bufio.NewReaderSize(rw, 64<<10)}
-}
+func newStreamEndpoint(rw io.ReadWriter) *streamEndpoint { return &streamEndpoint{rw: rw} }
 
 func (e *streamEndpoint) Send(_ context.Context, m []byte) error {
 	e.buf = binary.BigEndian.AppendUint32(e.buf[:0], uint32(len(m)))
 	e.buf = append(e.buf, m...)
-	_, err := e.w.Write(e.buf)
+	_, err := e.rw.Write(e.buf)
 	return err
 }
 
 func (e *streamEndpoint) Recv(context.Context) ([]byte, error) {
+	if e.r == nil {
+		e.r = bufio.NewReaderSize(e.rw, 64<<10)
+	}
 	var h [4]byte
 	if _, err := io.ReadFull(e.r, h[:]); err != nil {
 		return nil, err
@@ -222,231 +318,18 @@ func (e *streamEndpoint) Recv(context.Context) ([]byte, error) {
 	return m, err
 }
 
-// selfSigned makes a TLS certificate for the references (their verification is skipped: the
-// references measure the data path, not peerwire's checks).
-func selfSigned() (tls.Certificate, error) {
-	k, err := identity.GenerateKey()
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	c, err := certs.NewCredential(k, certs.Options{})
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return c.TLSCertificate(), nil
-}
+// emptyMessage opens a reference stream: a zero-length message makes a lazily opened stream
+// visible to the peer, which reads it with readEmpty.
+var emptyMessage = []byte{0, 0, 0, 0}
 
-func refTLS() (server, client *tls.Config, err error) {
-	cert, err := selfSigned()
-	if err != nil {
-		return nil, nil, err
-	}
-	server = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{alpn},
-		ClientAuth: tls.RequireAnyClientCert}
-	client = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{alpn},
-		InsecureSkipVerify: true} //nolint:gosec // reference measurement on loopback
-	return server, client, nil
-}
-
-func quicGoPair(ctx context.Context) (*Pair, error) {
-	stc, ctc, err := refTLS()
-	if err != nil {
-		return nil, err
-	}
-	ln, err := quic.ListenAddr("127.0.0.1:0", stc, &quic.Config{})
-	if err != nil {
-		return nil, err
-	}
-	type res struct {
-		s   *quic.Stream
-		c   *quic.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept(ctx)
-		if err != nil {
-			ch <- res{err: err}
-			return
-		}
-		s, err := c.AcceptStream(ctx)
-		ch <- res{s, c, err}
-	}()
-	cc, err := quic.DialAddr(ctx, ln.Addr().String(), ctc, &quic.Config{})
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	cs, err := cc.OpenStreamSync(ctx)
-	if err == nil {
-		_, err = cs.Write([]byte{0, 0, 0, 0}) // an empty message makes the stream visible
-	}
-	r := <-ch
-	if err == nil {
-		err = r.err
-	}
-	if err != nil {
-		cc.CloseWithError(0, "")
-		ln.Close()
-		return nil, err
-	}
-	server := newStreamEndpoint(r.s)
-	if _, err := server.Recv(ctx); err != nil {
-		return nil, err
-	}
-	return &Pair{Client: newStreamEndpoint(cs), Server: server, Close: func() {
-		cc.CloseWithError(0, "")
-		r.c.CloseWithError(0, "")
-		ln.Close()
-	}}, nil
-}
-
-func quicGoDialer(ctx context.Context) (func(context.Context) error, func(), error) {
-	stc, ctc, err := refTLS()
-	if err != nil {
-		return nil, nil, err
-	}
-	ln, err := quic.ListenAddr("127.0.0.1:0", stc, &quic.Config{})
-	if err != nil {
-		return nil, nil, err
-	}
-	udp, err := net.ListenUDP("udp", nil)
-	if err != nil {
-		ln.Close()
-		return nil, nil, err
-	}
-	tr := &quic.Transport{Conn: udp}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept(context.Background())
-			if err != nil {
-				return
-			}
-			wg.Go(func() { <-c.Context().Done() })
-		}
-	})
-	dial := func(ctx context.Context) error {
-		c, err := tr.Dial(ctx, ln.Addr(), ctc, &quic.Config{})
-		if err != nil {
-			return err
-		}
-		return c.CloseWithError(0, "")
-	}
-	return dial, func() { tr.Close(); udp.Close(); ln.Close(); wg.Wait() }, nil
-}
-
-func tcpListenerPair(ctx context.Context, wrapServer, wrapClient func(net.Conn) (net.Conn, error)) (*Pair, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	defer ln.Close()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			c, err = wrapServer(c)
-		}
-		ch <- res{c, err}
-	}()
-	var d net.Dialer
-	cc, err := d.DialContext(ctx, "tcp", ln.Addr().String())
-	if err == nil {
-		cc, err = wrapClient(cc)
-	}
-	r := <-ch
-	if err == nil {
-		err = r.err
-	}
-	if err != nil {
-		if cc != nil {
-			cc.Close()
-		}
-		if r.c != nil {
-			r.c.Close()
-		}
-		return nil, err
-	}
-	return &Pair{Client: newStreamEndpoint(cc), Server: newStreamEndpoint(r.c), Close: func() { cc.Close(); r.c.Close() }}, nil
-}
-
-func tcpPair(ctx context.Context) (*Pair, error) {
-	id := func(c net.Conn) (net.Conn, error) { return c, nil }
-	return tcpListenerPair(ctx, id, id)
-}
-
-func tlsPair(ctx context.Context) (*Pair, error) {
-	stc, ctc, err := refTLS()
-	if err != nil {
-		return nil, err
-	}
-	handshake := func(tc *tls.Conn) (net.Conn, error) { return tc, tc.HandshakeContext(ctx) }
-	return tcpListenerPair(ctx,
-		func(c net.Conn) (net.Conn, error) { return handshake(tls.Server(c, stc)) },
-		func(c net.Conn) (net.Conn, error) { return handshake(tls.Client(c, ctc)) })
-}
-
-func tcpServe(wrap func(net.Conn) error) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				if wrap(c) == nil {
-					_, _ = io.Copy(io.Discard, c)
-				}
-			})
-		}
-	})
-	return ln.Addr().String(), func() { ln.Close(); wg.Wait() }, nil
-}
-
-func tcpDialer(context.Context) (func(context.Context) error, func(), error) {
-	addr, cleanup, err := tcpServe(func(net.Conn) error { return nil })
-	if err != nil {
-		return nil, nil, err
-	}
-	var d net.Dialer
-	return func(ctx context.Context) error {
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}, cleanup, nil
-}
-
-func tlsDialer(context.Context) (func(context.Context) error, func(), error) {
-	stc, ctc, err := refTLS()
-	if err != nil {
-		return nil, nil, err
-	}
-	addr, cleanup, err := tcpServe(func(c net.Conn) error { return tls.Server(c, stc).Handshake() })
-	if err != nil {
-		return nil, nil, err
-	}
-	var d net.Dialer
-	return func(ctx context.Context) error {
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		tc := tls.Client(c, ctc)
-		err = tc.HandshakeContext(ctx)
-		c.Close()
+// readEmpty reads emptyMessage from a new stream, before any buffering.
+func readEmpty(r io.Reader) error {
+	var h [4]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return err
-	}, cleanup, nil
+	}
+	if binary.BigEndian.Uint32(h[:]) != 0 {
+		return errors.New("bench: stream did not start with an empty message")
+	}
+	return nil
 }
