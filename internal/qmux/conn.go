@@ -758,6 +758,7 @@ func (c *conn) handleStopSendingLocked(f *wire.StopSendingFrame) {
 func (c *conn) resetLocked(s *stream, code uint64) {
 	s.resetQueued, s.resetCode = true, code
 	s.resetSent = true
+	s.releaseSendLocked()
 	c.ctrl = append(c.ctrl, &wire.ResetStreamFrame{StreamID: s.id, ErrorCode: code, FinalSize: s.sendOff})
 	c.signalWriter()
 	signal(s.wSignal)
@@ -950,11 +951,12 @@ func (c *conn) fillStreamsLocked(buf []byte, start int) []byte {
 		s.pending = s.pending[n:]
 		s.sendOff += n
 		c.sent += n
-		if len(s.pending) == 0 {
+		if len(s.pending) == 0 || s.wWaiting {
 			signal(s.wSignal)
 		}
 		if fin {
 			s.finSent = true
+			s.releaseSendLocked()
 			c.streamMaybeDone(s)
 		}
 		c.dequeueLocked()

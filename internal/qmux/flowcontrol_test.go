@@ -114,7 +114,7 @@ func TestWriteRespectsPeerStreamLimit(t *testing.T) {
 		p.handshake(tp)
 		s := open(t, p.c)
 		id := uint64(s.StreamID())
-		data := pattern(3000, 9)
+		data := pattern(copyLimit+2000, 9) // large: not buffered, Write waits for the credit
 		done := make(chan error, 1)
 		go func() {
 			_, err := s.Write(data)
@@ -137,7 +137,7 @@ func TestWriteRespectsPeerStreamLimit(t *testing.T) {
 		require.Equal(t, data[:2000], got)
 		require.Len(t, sent[*wire.StreamDataBlockedFrame](p), 2, "blocked again at the new limit")
 
-		p.send(&wire.MaxStreamDataFrame{StreamID: id, MaximumStreamData: 3000})
+		p.send(&wire.MaxStreamDataFrame{StreamID: id, MaximumStreamData: uint64(len(data))})
 		require.NoError(t, <-done)
 		synctest.Wait()
 		got, _ = p.streamData(id)

@@ -43,7 +43,10 @@ type stream struct {
 	// Send side.
 	sendOff     uint64 // bytes handed to the transport
 	sendMax     uint64 // peer's MAX_STREAM_DATA
-	pending     []byte // the blocked Write's remaining data, taken by the writer
+	pending     []byte // data the writer takes next: in sbuf, or a large Write's own slice
+	sbuf        []byte // the send buffer (its full capacity); small writes are copied here
+	external    bool   // pending is a Write's own slice: that Write waits until it is taken
+	wWaiting    bool   // a Write waits for the writer to take data
 	finQueued   bool   // Close called: FIN goes after pending data
 	finSent     bool
 	resetCode   uint64
@@ -72,6 +75,15 @@ type stream struct {
 	accepted bool // handed to the application (peer-initiated streams)
 	done     bool // removed from the connection
 }
+
+// Send buffering: a stream keeps up to sendBuffer bytes of small writes for the writer, so
+// that a sender of many small messages does not wait for the writer per message and the
+// writer packs them into full records. Writes of copyLimit bytes or more are not copied.
+const (
+	sendBuffer    = 256 << 10
+	copyLimit     = 64 << 10
+	minSendBuffer = 4 << 10
+)
 
 func newStream(c *conn, id uint64, local bool) *stream {
 	s := &stream{c: c, id: id, wSignal: make(chan struct{}, 1), rSignal: make(chan struct{}, 1)}
@@ -153,8 +165,12 @@ func (h bidiHandle) SetDeadline(t time.Time) error {
 
 var errWriteAfterClose = errors.New("qmux: write on a stream already closed for writing")
 
-// write hands p to the connection's writer and waits until the writer took all of it (qmux:
-// data is delivered once written to the transport).
+// write hands p to the connection's writer. Small writes are copied into the stream's send
+// buffer and return at once (qmux: data is delivered once written to the transport, so data
+// in the buffer is as good as sent unless the stream or connection fails first); the writer
+// then packs everything buffered into as few records and transport writes as it can. A write
+// that does not fit waits for room; a large one (copyLimit or more) waits for the buffer to
+// empty and is then taken from the caller's slice without a copy.
 func (s *stream) write(p []byte) (int, error) {
 	c := s.c
 	c.mu.Lock()
@@ -166,36 +182,92 @@ func (s *stream) write(p []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, nil
 	}
-	s.pending = p
-	c.queueStream(s)
+	if !s.wDeadline.IsZero() && !time.Now().Before(s.wDeadline) {
+		c.mu.Unlock()
+		return 0, &session.TimeoutError{Op: "stream write deadline"}
+	}
 	total := len(p)
+	// Wait for room: for a small write, room in the buffer; for a large one, an empty buffer.
+	for s.external || len(p) < copyLimit && len(s.pending)+len(p) > sendBuffer || len(p) >= copyLimit && len(s.pending) > 0 {
+		if err := s.waitWriterLocked(); err != nil {
+			c.mu.Unlock()
+			return 0, err
+		}
+	}
+	if len(p) < copyLimit {
+		s.bufferLocked(p)
+		c.queueStream(s)
+		c.mu.Unlock()
+		return total, nil
+	}
+	s.pending, s.external = p, true
+	c.queueStream(s)
 	for {
 		// Completion first: once the writer took every byte, the data is delivered (qmux:
 		// written to the transport), even if a STOP_SENDING or a close arrived before this
 		// goroutine woke up. Reporting that race as a failed write made libp2p's lazy
 		// multistream select fail on a stream the peer had already answered.
 		if len(s.pending) == 0 {
-			s.pending = nil
+			s.pending, s.external = nil, false
 			c.mu.Unlock()
 			return total, nil
 		}
-		if err := s.writeErrLocked(); err != nil {
+		if err := s.waitWriterLocked(); err != nil {
 			n := total - len(s.pending)
-			s.pending = nil
+			s.pending, s.external = nil, false
 			c.mu.Unlock()
 			return n, err
 		}
-		deadline := s.wDeadline
-		c.mu.Unlock()
-		timedOut := wait(s.wSignal, deadline)
-		c.mu.Lock()
-		if timedOut && len(s.pending) > 0 && !s.wDeadline.IsZero() && !time.Now().Before(s.wDeadline) {
-			n := total - len(s.pending)
-			s.pending = nil
-			c.mu.Unlock()
-			return n, &session.TimeoutError{Op: "stream write deadline"}
-		}
 	}
+}
+
+// waitWriterLocked waits, with c.mu released, until the writer took data from s (or the
+// stream failed, or the write deadline passed). Called and returns with c.mu held.
+func (s *stream) waitWriterLocked() error {
+	if err := s.writeErrLocked(); err != nil {
+		return err
+	}
+	c := s.c
+	deadline := s.wDeadline
+	s.wWaiting = true
+	c.mu.Unlock()
+	timedOut := wait(s.wSignal, deadline)
+	c.mu.Lock()
+	s.wWaiting = false
+	if timedOut && !s.wDeadline.IsZero() && !time.Now().Before(s.wDeadline) {
+		return &session.TimeoutError{Op: "stream write deadline"}
+	}
+	return s.writeErrLocked()
+}
+
+// bufferLocked appends p to the data the writer takes next, in the stream's own buffer.
+// Called with no external data pending.
+func (s *stream) bufferLocked(p []byte) {
+	n := len(s.pending)
+	if n == 0 {
+		s.pending = s.sbuf[:0]
+	}
+	switch {
+	case cap(s.pending)-n >= len(p):
+		// Room after the pending data.
+	case cap(s.sbuf) >= n+len(p):
+		// Room once the pending data moves to the front of the buffer.
+		s.pending = s.sbuf[:copy(s.sbuf, s.pending)]
+	default:
+		grown := make([]byte, max(2*cap(s.sbuf), n+len(p), minSendBuffer))
+		s.pending = grown[:copy(grown, s.pending)]
+		s.sbuf = grown
+	}
+	s.pending = append(s.pending, p...)
+}
+
+// releaseSendLocked drops buffered data and the buffer once the send side ended (FIN sent,
+// or reset). A Write waiting on its own slice keeps it, to report how much went out.
+func (s *stream) releaseSendLocked() {
+	if !s.external {
+		s.pending = nil
+	}
+	s.sbuf = nil
 }
 
 func (s *stream) writeErrLocked() error {

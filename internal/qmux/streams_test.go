@@ -90,7 +90,7 @@ func TestStopSendingAnsweredWithResetStream(t *testing.T) {
 		var n int
 		go func() {
 			var err error
-			n, err = s.Write(make([]byte, 3000)) // blocks after 1000 bytes
+			n, err = s.Write(make([]byte, copyLimit+2000)) // large: blocks after 1000 bytes
 			done <- err
 		}()
 		synctest.Wait()
@@ -113,6 +113,7 @@ func TestCancelWriteSendsResetStream(t *testing.T) {
 		id := uint64(s.StreamID())
 		_, err := s.Write([]byte("hello"))
 		require.NoError(t, err)
+		synctest.Wait() // the writer sent it
 		s.CancelWrite(0x44)
 		rs := expectFrame[*wire.ResetStreamFrame](p, nil)
 		require.Equal(t, &wire.ResetStreamFrame{StreamID: id, ErrorCode: 0x44, FinalSize: 5}, rs)
@@ -134,7 +135,7 @@ func TestCancelWriteUnblocksWrite(t *testing.T) {
 		}
 		done := make(chan result, 1)
 		go func() {
-			n, err := s.Write(make([]byte, 3000))
+			n, err := s.Write(make([]byte, copyLimit+2000))
 			done <- result{n, err}
 		}()
 		synctest.Wait()
@@ -295,7 +296,7 @@ func TestWriteDeadline(t *testing.T) {
 		s := open(t, p.c)
 		start := time.Now()
 		require.NoError(t, s.SetWriteDeadline(start.Add(time.Second)))
-		n, err := s.Write(make([]byte, 3000))
+		n, err := s.Write(make([]byte, copyLimit+2000))
 		require.Equal(t, 1000, n)
 		require.Equal(t, &session.TimeoutError{Op: "stream write deadline"}, err)
 		require.Equal(t, time.Second, time.Since(start))
@@ -345,7 +346,7 @@ func TestCloseFailsBlockedOperations(t *testing.T) {
 		p.handshake(tp)
 		s := open(t, p.c)
 		ops := map[string]func() error{
-			"Write": func() error { _, err := s.Write(make([]byte, 100)); return err },
+			"Write": func() error { _, err := s.Write(make([]byte, copyLimit+100)); return err },
 			"Read":  func() error { _, err := s.Read(make([]byte, 1)); return err },
 			"OpenStream": func() error {
 				_, err := p.c.OpenStream(context.Background())
