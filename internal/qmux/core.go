@@ -7,6 +7,11 @@
 // application's ALPN is mapped to its QMux ALPN (see ALPN); the dialer treats the
 // listener's QX_TRANSPORT_PARAMETERS, which a listener sends only after verifying the
 // dialer's certificate, as its acceptance.
+//
+// A listener whose session.Config has DialEarly sends its QX_TRANSPORT_PARAMETERS at
+// 0.5-RTT instead, right after its TLS Finished (halfrtt.go): its dialers' Dial then returns
+// at the end of their own handshake, a round trip sooner, and a refusal of their certificate
+// arrives afterwards as a TLS alert that closes the connection.
 package qmux
 
 import (
@@ -120,7 +125,8 @@ type verified struct {
 }
 
 // Dial implements session.Core: TCP, TLS 1.3 with mutual verification, then QMux; it
-// returns once the listener's transport parameters arrived, i.e. once it accepted us.
+// returns once the listener's transport parameters arrived, i.e. once it accepted us, or,
+// from a listener with DialEarly, which sends them at 0.5-RTT, at the end of our handshake.
 func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (session.Conn, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -232,6 +238,7 @@ func (c *Core) Listen(addr string, cfg *session.Config) (session.Listener, error
 		ln:         ln,
 		cfg:        cfg,
 		tls:        certs.ServerConfig(cfg.Credential, cfg.Trust, alpn),
+		halfRTT:    halfRTTRecord(cfg),
 		queue:      make(chan *incoming, cfg.AcceptQueue()),
 		done:       make(chan struct{}),
 		acceptDone: make(chan struct{}),
@@ -246,6 +253,8 @@ type listener struct {
 	cfg   *session.Config
 	tls   *tls.Config
 	queue chan *incoming
+	// halfRTT is the record sent at 0.5-RTT (the conns' first record), nil without DialEarly.
+	halfRTT []byte
 
 	once       sync.Once
 	done       chan struct{}
@@ -346,7 +355,8 @@ func (in *incoming) decide() bool {
 }
 
 // Accept runs the server's TLS handshake (verifying the dialer), starts QMux and waits for
-// the dialer's transport parameters.
+// the dialer's transport parameters. With DialEarly our parameters go out at 0.5-RTT, with
+// the handshake's first flight.
 func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
 	if !in.decide() {
 		return nil, session.ErrRejected
@@ -356,7 +366,12 @@ func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
 	defer cancel()
 	raddr := in.tcp.RemoteAddr()
 	v := &verified{}
-	tc := tls.Server(in.tcp, verifying(l.tls, cfg, v, raddr))
+	tcfg := verifying(l.tls, cfg, v, raddr)
+	var nc net.Conn = in.tcp
+	if l.halfRTT != nil {
+		nc = withHalfRTTParams(in.tcp, tcfg, l.halfRTT)
+	}
+	tc := tls.Server(nc, tcfg)
 	if err := tc.HandshakeContext(hctx); err != nil {
 		_ = in.tcp.Close()
 		return nil, handshakeError(ctx, hctx, err, v, raddr, cfg)
