@@ -898,6 +898,16 @@ func (c *conn) fillLocked(buf []byte) []byte {
 		if !c.paramsSent {
 			buf = (&wire.TransportParametersFrame{Params: c.local}).Append(buf)
 			c.paramsSent = true
+			// Sent at 0.5-RTT already (halfrtt.go): R0 carried this record alone, and the TLS
+			// layer must get it the same way, to recognise and drop it: in a write of its
+			// own, or, when closing, followed by the CONNECTION_CLOSE's record.
+			if halfRTT(c.client, c.cfg) {
+				buf = wire.EndRecord(buf, start)
+				if c.closeErr == nil {
+					return buf
+				}
+				buf, start = wire.BeginRecord(buf, 2)
+			}
 		}
 		if c.pingPending && c.closeErr == nil && room() >= 17 {
 			buf = (&wire.PingFrame{Response: true, Sequence: c.peerPing}).Append(buf)
