@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ type Core struct {
 	mu     sync.Mutex
 	dialTr *quic.Transport // one UDP socket shared by every dial, created on first use
 	closed bool
+	routes routes
 }
 
 var _ session.Core = (*Core)(nil)
@@ -142,18 +144,18 @@ func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (sess
 		return nil, dialError(ctx, hctx, err, trace, raddr, cfg)
 	}
 	if cfg.DialEarly {
-		c := newConn(qc, trace, nil)
-		c.state.LocalAddr = routedLocalAddr(c.state.LocalAddr, raddr)
-		return c, nil
+		conn := newConn(qc, trace, nil)
+		conn.state.LocalAddr = c.routes.localAddr(conn.state.LocalAddr, raddr)
+		return conn, nil
 	}
 	// Our handshake is complete; wait for the listener's verdict on our certificate.
 	wait := time.NewTimer(cfg.AcceptWait())
 	defer wait.Stop()
 	select {
 	case <-trace.confirmed:
-		c := newConn(qc, trace, nil)
-		c.state.LocalAddr = routedLocalAddr(c.state.LocalAddr, raddr)
-		return c, nil
+		conn := newConn(qc, trace, nil)
+		conn.state.LocalAddr = c.routes.localAddr(conn.state.LocalAddr, raddr)
+		return conn, nil
 	case <-qc.Context().Done():
 		return nil, dialError(ctx, hctx, context.Cause(qc.Context()), trace, raddr, cfg)
 	case <-ctx.Done():
@@ -461,22 +463,60 @@ func (in *incoming) deliver(qc *quic.Conn) {
 	in.handshake <- qc // buffered (1) and delivered once
 }
 
-// routedLocalAddr replaces the unspecified IP of the shared dial socket ("[::]:port") with the
+// routeCacheTTL bounds how long the source address the kernel picked for a destination is
+// reused. Asking costs a socket of its own (tens of microseconds, on every dial otherwise);
+// routes change rarely, but they do change (an interface goes down, a VPN comes up), so an
+// answer is not kept for long.
+const routeCacheTTL = 5 * time.Second
+
+// routeCacheMax bounds the destinations remembered; the cache starts afresh when full.
+const routeCacheMax = 256
+
+// routes remembers, per destination, the source address the kernel routes it from.
+type routes struct {
+	mu sync.Mutex
+	m  map[netip.Addr]route
+}
+
+type route struct {
+	ip net.IP
+	at time.Time
+}
+
+// localAddr replaces the unspecified IP of the shared dial socket ("[::]:port") with the
 // source address the kernel routes raddr from, so LocalAddr names a real address. A connected
 // UDP socket learns it without sending anything.
-func routedLocalAddr(local net.Addr, raddr *net.UDPAddr) net.Addr {
+func (r *routes) localAddr(local net.Addr, raddr *net.UDPAddr) net.Addr {
 	la, ok := local.(*net.UDPAddr)
 	if !ok || !la.IP.IsUnspecified() {
 		return local
 	}
-	probe, err := net.DialUDP("udp", nil, raddr)
-	if err != nil {
+	dst, ok := netip.AddrFromSlice(raddr.IP)
+	if !ok {
 		return local
 	}
-	defer probe.Close()
-	ip := probe.LocalAddr().(*net.UDPAddr).IP
-	if ip4 := ip.To4(); ip4 != nil {
-		ip = ip4
+	dst = dst.Unmap().WithZone(raddr.Zone)
+	now := time.Now()
+	r.mu.Lock()
+	rt, ok := r.m[dst]
+	r.mu.Unlock()
+	if !ok || now.Sub(rt.at) >= routeCacheTTL {
+		probe, err := net.DialUDP("udp", nil, raddr)
+		if err != nil {
+			return local
+		}
+		ip := probe.LocalAddr().(*net.UDPAddr).IP
+		_ = probe.Close()
+		if ip4 := ip.To4(); ip4 != nil {
+			ip = ip4
+		}
+		rt = route{ip: ip, at: now}
+		r.mu.Lock()
+		if r.m == nil || len(r.m) >= routeCacheMax {
+			r.m = make(map[netip.Addr]route)
+		}
+		r.m[dst] = rt
+		r.mu.Unlock()
 	}
-	return &net.UDPAddr{IP: ip, Port: la.Port}
+	return &net.UDPAddr{IP: rt.ip, Port: la.Port}
 }
