@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"testing"
 	"time"
 
@@ -11,22 +12,33 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// BenchmarkCompare runs each case on each system once per iteration at the Tiny size and
-// reports its figures as custom metrics; compare rows within one run.
+var benchSize = flag.String("size", "tiny", "size of BenchmarkCompare: tiny or full")
+
+// BenchmarkCompare runs each case on each system once per iteration at the Tiny size (or
+// Full with -size full) and reports its figures as custom metrics; compare rows within one
+// run.
 func BenchmarkCompare(b *testing.B) {
 	ctx := context.Background()
+	size := Tiny
+	switch *benchSize {
+	case "tiny":
+	case "full":
+		size = Full
+	default:
+		b.Fatalf("-size must be tiny or full, not %q", *benchSize)
+	}
 	for _, c := range Cases() {
 		for _, s := range Systems() {
 			b.Run(c.Name+"/"+s.Name, func(b *testing.B) {
 				var v []float64
 				for b.Loop() {
 					var err error
-					if v, err = c.Run(ctx, s, Tiny); err != nil {
+					if v, err = c.Run(ctx, s, size); err != nil {
 						b.Fatal(err)
 					}
 				}
 				for i, m := range c.Metrics {
-					b.ReportMetric(v[i], c.BenchUnit(m))
+					b.ReportMetric(v[i], c.benchUnit(m))
 				}
 			})
 		}
@@ -114,11 +126,11 @@ func TestNodesConnectInBothDirections(t *testing.T) {
 	}
 }
 
-func TestBenchUnit(t *testing.T) {
+func TestBenchUnits(t *testing.T) {
 	for _, c := range Cases() {
 		seen := map[string]bool{}
 		for _, m := range c.Metrics {
-			u := c.BenchUnit(m)
+			u := c.benchUnit(m)
 			require.NotContains(t, u, " ")
 			require.False(t, seen[u], "%s: unit %s twice", c.Name, u)
 			seen[u] = true
@@ -126,7 +138,7 @@ func TestBenchUnit(t *testing.T) {
 	}
 	rtt := Cases()[4]
 	require.Equal(t, "rtt", rtt.Name)
-	require.Equal(t, "p99-µs", rtt.BenchUnit(rtt.Metrics[1]))
+	require.Equal(t, "p99-µs", rtt.benchUnit(rtt.Metrics[1]))
 }
 
 func TestPercentileAndMedian(t *testing.T) {

@@ -26,9 +26,9 @@ type Case struct {
 	Run     func(ctx context.Context, s System, size Size) ([]float64, error)
 }
 
-// BenchUnit is the unit under which a testing.B benchmark of c reports m: the metric's unit,
+// benchUnit is the unit under which a testing.B benchmark of c reports m: the metric's unit,
 // prefixed with what tells it apart from the case's other metrics ("p99-µs").
-func (c Case) BenchUnit(m Metric) string {
+func (c Case) benchUnit(m Metric) string {
 	if len(c.Metrics) == 1 {
 		return m.Unit
 	}
@@ -56,8 +56,8 @@ var (
 	Tiny = Size{Name: "tiny", Messages: 200, BulkBytes: 2 << 20, RoundTrips: 20, Handshakes: 50 * time.Millisecond,
 		IdleConns: 4, FanoutPeers: 4, Fanouts: 10}
 	// Full is for the figures in docs/BENCHMARKS.md.
-	Full = Size{Name: "full", Messages: 100_000, BulkBytes: 256 << 20, RoundTrips: 10_000, Handshakes: 2 * time.Second,
-		IdleConns: 1000, FanoutPeers: 100, Fanouts: 1000}
+	Full = Size{Name: "full", Messages: 100_000, BulkBytes: 256 << 20, RoundTrips: 10_000, Handshakes: time.Second,
+		IdleConns: 1000, FanoutPeers: 100, Fanouts: 500}
 )
 
 // Message sizes of the cases.
@@ -214,10 +214,11 @@ func runHandshakes(ctx context.Context, s System, size Size) ([]float64, error) 
 	return []float64{float64(n) / time.Since(start).Seconds()}, nil
 }
 
-// runIdleMemory connects IdleConns client nodes to one server node and reports the heap the
-// connections add, per connection end. The nodes exist before the first measurement, so what
-// a node costs without connections is not counted; what a connection costs on both of its
-// nodes (per-peer state included) is.
+// runIdleMemory connects IdleConns client nodes to one server node and reports the memory
+// the connections add, per connection end: live heap plus goroutine stacks, after garbage
+// collection. The nodes exist before the first measurement, so what a node costs without
+// connections is not counted; what a connection costs on both of its nodes (per-peer state
+// and the goroutines serving it included) is.
 func runIdleMemory(ctx context.Context, s System, size Size) ([]float64, error) {
 	nodes, err := s.Nodes(ctx, size.IdleConns+1)
 	if err != nil {
@@ -231,7 +232,7 @@ func runIdleMemory(ctx context.Context, s System, size Size) ([]float64, error) 
 			p.Close()
 		}
 	}()
-	before := heapInUse()
+	before := memoryInUse()
 	for _, n := range nodes[1:] {
 		p, err := n.Connect(ctx, server)
 		if err != nil {
@@ -240,16 +241,18 @@ func runIdleMemory(ctx context.Context, s System, size Size) ([]float64, error) 
 		pairs = append(pairs, p)
 	}
 	time.Sleep(100 * time.Millisecond) // let handshakes settle
-	after := heapInUse()
+	after := memoryInUse()
 	return []float64{float64(after-before) / float64(2*len(pairs)) / 1024}, nil
 }
 
-func heapInUse() int64 {
+// memoryInUse is the live heap and the goroutine stacks, in bytes, after two collections
+// (the second empties sync.Pools' victim caches).
+func memoryInUse() int64 {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return int64(m.HeapInuse)
+	return int64(m.HeapAlloc + m.StackInuse)
 }
 
 // runFanout connects one sender node to FanoutPeers receiver nodes, then Fanouts times sends

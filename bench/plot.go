@@ -4,7 +4,9 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"math"
 	"strings"
+	"unicode/utf8"
 )
 
 // Chart geometry, in SVG user units (pixels).
@@ -16,10 +18,12 @@ const (
 	plotTitleH    = 24
 	plotCaptionH  = 16
 	plotRowH      = 18
+	plotAxisH     = 16
 	plotPanelGap  = 14
 	plotLabelW    = 112 // system names, right-aligned
-	plotBarW      = 220 // the longest bar
+	plotBarW      = 192 // the scale, from 1/plotRange to plotRange times the reference
 	plotBarHeight = 12
+	plotRange     = 3 // doublings shown either side of the reference; longer bars are cut
 )
 
 // Bar colours: peerwire, the family's reference, go-libp2p, anything else.
@@ -68,9 +72,10 @@ func (r *Report) relative(metric, system, ref string) (float64, bool) {
 
 // WriteSVG draws the report as an SVG chart: one panel per metric, in which every system's
 // figure is shown relative to its family's reference (QUIC systems to quic-go, TCP systems to
-// TLS over TCP), inverted where lower is better so that a longer bar is always better. A
-// dashed line marks the reference (1×); each bar is labelled with the ratio and the absolute
-// figure.
+// TLS over TCP), inverted where lower is better, on a logarithmic scale centred on the
+// reference: a bar to the right is better than the reference, to the left worse, and
+// halving and doubling are the same length. Bars beyond 8× either way are cut and end in an
+// arrow. Each bar is labelled with the ratio and the absolute figure.
 func (r *Report) WriteSVG(w io.Writer) error {
 	fams := families()
 	metrics := Metrics()
@@ -78,7 +83,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 	for _, f := range fams {
 		rows += len(f.systems)
 	}
-	panelH := plotTitleH + len(fams)*plotCaptionH + rows*plotRowH + plotPanelGap
+	panelH := plotTitleH + len(fams)*plotCaptionH + rows*plotRowH + plotAxisH + plotPanelGap
 	panelRows := (len(metrics) + plotColumns - 1) / plotColumns
 	width := 2*plotMargin + plotColumns*plotPanelW
 	height := plotHeaderH + panelRows*panelH + plotMargin
@@ -93,16 +98,20 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		refs = append(refs, strings.ToUpper(f.name)+" systems ÷ "+f.reference)
 	}
 	text(&b, plotMargin, 22, "start", `font-size="15" font-weight="bold"`,
-		"peerwire beside its references: "+strings.Join(refs, ", ")+" (longer is better)")
+		"peerwire beside its references: "+strings.Join(refs, ", ")+"; right of the line is better")
 	text(&b, plotMargin, 40, "start", `fill="#4a5568"`, r.Footer())
 	legend := []struct{ colour, label string }{
-		{colourPeerwire, "peerwire"}, {colourReference, "family reference (1×)"}, {colourLibp2p, "go-libp2p"}, {colourOther, "other reference"},
+		{colourPeerwire, "peerwire"}, {colourReference, "family reference (1×)"}, {colourLibp2p, "go-libp2p"},
+		{colourOther, "other reference"}, {"", "logarithmic scale: each grid line doubles or halves"},
 	}
 	x := plotMargin
 	for _, l := range legend {
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/>`+"\n", x, 48, l.colour)
-		text(&b, x+14, 57, "start", "", l.label)
-		x += 24 + 7*len(l.label)
+		if l.colour != "" {
+			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/>`+"\n", x, 48, l.colour)
+			x += 14
+		}
+		text(&b, x, 57, "start", "", l.label)
+		x += 16 + 6*utf8.RuneCountInString(l.label)
 	}
 
 	for i, m := range metrics {
@@ -127,40 +136,59 @@ func (r *Report) writePanel(b *strings.Builder, m Metric, fams []family, px, py,
 	text(b, px+8, py+16, "start", `font-size="13" font-weight="bold"`, m.Name)
 	text(b, px+plotPanelW-8, py+16, "end", `fill="#4a5568"`, m.Unit+", "+better)
 
-	scale := 1.0
-	for _, f := range fams {
-		for _, s := range f.systems {
-			if q, ok := r.relative(m.Name, s.Name, f.reference); ok {
-				scale = max(scale, q)
-			}
-		}
-	}
-	barX := px + plotLabelW
-	y := py + plotTitleH
-	top := y
+	barX := float64(px + plotLabelW)
+	centre := barX + plotBarW/2
+	unit := float64(plotBarW) / 2 / plotRange // one doubling
+	top := py + plotTitleH
+	y := top
 	for _, f := range fams {
 		text(b, px+8, y+12, "start", `fill="#718096" font-style="italic"`,
 			strings.ToUpper(f.name)+", relative to "+f.reference)
 		y += plotCaptionH
 		for _, s := range f.systems {
-			text(b, barX-6, y+plotBarHeight-2, "end", "", s.Name)
-			label := "–"
+			text(b, int(barX)-10, y+plotBarHeight-2, "end", "", s.Name)
+			label, fill := "–", `fill="#718096"`
 			if q, ok := r.relative(m.Name, s.Name, f.reference); ok {
-				wd := q / scale * plotBarW
-				fmt.Fprintf(b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"><title>%s</title></rect>`+"\n",
-					barX, y, wd, plotBarHeight, barColour(s, f), esc(s.Name+": "+fmt.Sprintf("%.3f×", q)))
+				l := math.Log2(q)
+				cut := math.Abs(l) > plotRange
+				l = max(-plotRange, min(plotRange, l))
+				x0, x1 := centre, centre+l*unit
+				if x1 < x0 {
+					x0, x1 = x1, x0
+				}
+				if x1-x0 < 2 { // the reference itself, or nearly: a visible mark
+					x0, x1 = centre+l*unit-1, centre+l*unit+1
+				}
+				fmt.Fprintf(b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s</title></rect>`+"\n",
+					x0, y, x1-x0, plotBarHeight, barColour(s, f), esc(fmt.Sprintf("%s: %.3f×", s.Name, q)))
+				if cut {
+					tip, dir := x1, 1.0
+					if l < 0 {
+						tip, dir = x0, -1.0
+					}
+					fmt.Fprintf(b, `<polygon points="%.1f,%d %.1f,%d %.1f,%d" fill="%s"/>`+"\n",
+						tip, y-2, tip+dir*7, y+plotBarHeight/2, tip, y+plotBarHeight+2, barColour(s, f))
+				}
 				v, _ := r.Value(m.Name, s.Name)
-				label = fmt.Sprintf("%.2f× · %s %s", q, formatValue(v.Value), m.Unit)
-				text(b, barX+int(wd)+4, y+plotBarHeight-2, "start", "", label)
-			} else {
-				text(b, barX+4, y+plotBarHeight-2, "start", `fill="#718096"`, label)
+				label, fill = fmt.Sprintf("%.2f× · %s %s", q, formatValue(v.Value), m.Unit), ""
 			}
+			text(b, int(barX)+plotBarW+12, y+plotBarHeight-2, "start", fill, label)
 			y += plotRowH
 		}
 	}
-	one := float64(barX) + plotBarW/scale
-	fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#1a202c" stroke-dasharray="3,3"/>`+"\n",
-		one, top, one, y-plotRowH+plotBarHeight)
+	// Grid: a line per doubling, the reference's dashed, labelled underneath.
+	ticks := map[int]string{-2: "¼×", -1: "½×", 0: "1×", 1: "2×", 2: "4×"}
+	for d := -plotRange; d <= plotRange; d++ {
+		gx := centre + float64(d)*unit
+		style := `stroke="#cbd5e0"`
+		if d == 0 {
+			style = `stroke="#1a202c" stroke-dasharray="3,3"`
+		}
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" %s/>`+"\n", gx, top+plotCaptionH-2, gx, y, style)
+		if t, ok := ticks[d]; ok {
+			text(b, int(gx), y+11, "middle", `fill="#718096" font-size="10"`, t)
+		}
+	}
 	b.WriteString("</g>\n")
 }
 

@@ -46,12 +46,18 @@ func Run(ctx context.Context, size Size, runs int, progress io.Writer) (*Report,
 	for r := range runs {
 		for _, c := range cases {
 			for _, s := range systems {
-				if progress != nil {
-					fmt.Fprintf(progress, "run %d/%d: %s %s\n", r+1, runs, c.Name, s.Name)
-				}
+				start := time.Now()
 				v, err := c.Run(ctx, s, size)
 				if err != nil {
 					return nil, fmt.Errorf("%s on %s: %w", c.Name, s.Name, err)
+				}
+				if progress != nil {
+					var figures []string
+					for i, m := range c.Metrics {
+						figures = append(figures, fmt.Sprintf("%s %s %s", m.Name, formatValue(v[i]), m.Unit))
+					}
+					fmt.Fprintf(progress, "run %d/%d: %s: %s (%.1f s)\n", r+1, runs, s.Name, strings.Join(figures, ", "),
+						time.Since(start).Seconds())
 				}
 				for i, m := range c.Metrics {
 					k := key{m.Name, s.Name}

@@ -50,7 +50,7 @@ func TestCLIBench(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(ctx, []string{"bench", "--size", "tiny", "--runs", "1", "--json", jsonFile, "--plot", svgFile}, nil, &stdout, &stderr)
 	require.Equal(t, exitOK, code, stderr.String())
-	require.Contains(t, stderr.String(), "run 1/1: fanout libp2p-tcp")
+	require.Contains(t, stderr.String(), "run 1/1: libp2p-tcp: fanout-p50 ")
 
 	out := stdout.String()
 	for _, s := range bench.Systems() {
