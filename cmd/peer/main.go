@@ -10,6 +10,7 @@
 //	peer listen [--home DIR] --addr MULTIADDR (--trust ID... | --trust-any) [--alpn NAME]...
 //	peer send   [--home DIR] --to MULTIADDR (--trust ID... | --trust-any) [--alpn NAME]... [--timeout DUR] [MSG]...
 //	peer demo
+//	peer bench  [--runs N] [--size tiny|full] [--json FILE] [--plot FILE.svg]
 //	peer version
 //	peer help [COMMAND]
 //
