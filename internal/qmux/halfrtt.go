@@ -25,12 +25,16 @@ package qmux
 //     exists) is decrypted and sealed again one sequence number later, so the dialer still
 //     reads the alert.
 //
-// Anything else fails closed: without a ServerHello, a known TLS 1.3 suite or a flight that
-// ends on a record boundary nothing is injected (the parameters then go out after the
-// handshake, as without DialEarly); after R0, a record that cannot be reconciled (a first
-// application record that is not our parameters, a post-handshake handshake message such as
-// a session ticket or a key update) fails the write with errHalfRTT, so the connection ends
-// instead of carrying a corrupted stream.
+// Where crypto/tls does not behave as assumed, the wrapper falls back or fails closed.
+// Without a ServerHello, a TLS 1.3 suite the wrapper knows, or a flight that ends on a record
+// boundary, nothing is injected: the parameters go out after the handshake, as without
+// DialEarly. After R0, a record that cannot be reconciled (a first application record that is
+// not our parameters, a post-handshake handshake message such as a session ticket or a key
+// update) fails the write with errHalfRTT, so the connection ends instead of carrying a
+// corrupted stream.
+//
+// The parameters are not secret; like any 0.5-RTT data they go to a client that is not
+// authenticated yet, and they are the only thing sent early.
 
 import (
 	"bytes"
