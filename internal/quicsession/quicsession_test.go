@@ -2,11 +2,13 @@ package quicsession_test
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -221,4 +223,32 @@ func TestSingleStack(t *testing.T) {
 	require.NoError(t, err)
 	defer l6.Close()
 	require.Equal(t, l4.Addr().(*net.UDPAddr).Port, l6.Addr().(*net.UDPAddr).Port)
+}
+
+// TestGSOAsRawQuicGo: quic-go uses generic segmentation offload on our connections wherever
+// it does on its own (on Linux by default; QUIC_GO_DISABLE_GSO turns it off for both).
+func TestGSOAsRawQuicGo(t *testing.T) {
+	p := sessiontest.Connect(t, quicCore(), nil, nil)
+	var client, server *quic.Conn
+	require.True(t, p.Client.(interface{ As(any) bool }).As(&client))
+	require.True(t, p.Server.(interface{ As(any) bool }).As(&server))
+
+	cc, sc := sessiontest.Configs(t)
+	ctc := &tls.Config{Certificates: []tls.Certificate{cc.Credential.TLSCertificate()}, NextProtos: cc.ALPN,
+		InsecureSkipVerify: true} //nolint:gosec // the reference connection only reports its GSO use
+	stc := &tls.Config{Certificates: []tls.Certificate{sc.Credential.TLSCertificate()}, NextProtos: sc.ALPN}
+	ln, err := quic.ListenAddr("127.0.0.1:0", stc, nil)
+	require.NoError(t, err)
+	defer ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := quic.DialAddr(ctx, ln.Addr().String(), ctc, nil)
+	require.NoError(t, err)
+	defer raw.CloseWithError(0, "")
+	rawServer, err := ln.Accept(ctx)
+	require.NoError(t, err)
+	defer rawServer.CloseWithError(0, "")
+
+	require.Equal(t, raw.ConnectionState().GSO, client.ConnectionState().GSO)
+	require.Equal(t, rawServer.ConnectionState().GSO, server.ConnectionState().GSO)
 }
