@@ -14,7 +14,7 @@ import (
 
 // defaultBenchRuns is how many times `peer bench` runs every case unless told: the median of
 // three already discards one disturbed run, and a full-size run of every case on every system
-// takes a few minutes. The figures in docs/BENCHMARKS.md use --runs 5.
+// takes about a minute and a half on 2 CPUs. The figures in docs/BENCHMARKS.md use --runs 5.
 const defaultBenchRuns = 3
 
 var benchCommand = &command{
