@@ -89,6 +89,24 @@ func (r *Reader) ReadMessageTimed() (msg []byte, headerAt time.Time, err error) 
 	return r.readMessage(true)
 }
 
+// ReadMessageTransfer is like [Reader.ReadMessageTimed] but returns how long the payload
+// took to arrive after its length: zero, without reading the clock, when the whole message
+// was already buffered, which is the common case for a stream of small messages.
+func (r *Reader) ReadMessageTransfer() (msg []byte, transfer time.Duration, err error) {
+	if r.err != nil {
+		return nil, 0, r.err
+	}
+	if b := r.Buffered(); b >= HeaderSize && b-HeaderSize >= int(binary.BigEndian.Uint32(r.buf[r.r:])) {
+		msg, _, err = r.readMessage(false)
+		return msg, 0, err
+	}
+	msg, at, err := r.readMessage(true)
+	if err != nil {
+		return nil, 0, err
+	}
+	return msg, time.Since(at), nil
+}
+
 func (r *Reader) readMessage(timed bool) ([]byte, time.Time, error) {
 	if r.err != nil {
 		return nil, time.Time{}, r.err

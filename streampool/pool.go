@@ -222,7 +222,7 @@ func (p *Pool) readLoop(rs session.ReceiveStream) {
 	}()
 	r := framing.NewReader(rs, p.cfg.maxMessage())
 	for {
-		msg, at, err := r.ReadMessageTimed()
+		msg, transfer, err := r.ReadMessageTransfer()
 		if err != nil {
 			if errors.Is(err, framing.ErrTooLarge) {
 				p.refused.Add(1)
@@ -232,7 +232,7 @@ func (p *Pool) readLoop(rs session.ReceiveStream) {
 			}
 			return
 		}
-		m := Message{Data: msg, Transfer: time.Since(at)}
+		m := Message{Data: msg, Transfer: transfer}
 		select {
 		case p.queue <- m:
 		case <-p.ctx.Done():
@@ -248,11 +248,11 @@ func (p *Pool) readLoop(rs session.ReceiveStream) {
 func (p *Pool) keepLeftovers(m Message, r *framing.Reader) {
 	kept := []Message{m}
 	for r.Buffered() > 0 {
-		msg, at, err := r.ReadMessageTimed()
+		msg, transfer, err := r.ReadMessageTransfer()
 		if err != nil {
 			break
 		}
-		kept = append(kept, Message{Data: msg, Transfer: time.Since(at)})
+		kept = append(kept, Message{Data: msg, Transfer: transfer})
 	}
 	p.mu.Lock()
 	p.leftovers = append(p.leftovers, kept...)

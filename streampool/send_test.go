@@ -342,7 +342,8 @@ func TestSendCancelledBehindStalledWrite(t *testing.T) {
 				stallCtx, stopStall := context.WithCancel(context.Background())
 				defer stopStall()
 				stalled := make(chan error, 1)
-				go func() { stalled <- pool.Send(stallCtx, payload(0, 8<<20)) }()
+				big := payload(0, 8<<20) // before the clock starts: slow under -race
+				go func() { stalled <- pool.Send(stallCtx, big) }()
 				time.Sleep(200 * time.Millisecond)
 
 				ctx, cancel := context.WithCancel(context.Background())

@@ -42,14 +42,24 @@ type sender struct {
 	hdr  [framing.HeaderSize]byte
 
 	// stall cuts a write that takes no data for the timeout. It is one timer for the
-	// sender's life rather than a write deadline per chunk: a stream that waits for flow
-	// control under a deadline starts a timer of its own, allocating, on every wait.
-	stall   *time.Timer
-	stallMu sync.Mutex
-	armed   session.SendStream // the stream being written, nil between writes
-	armedAt time.Time
-	stalled bool // stall cut the write in progress
+	// sender's life, ticking every timeout/stallTicks only while a write is in progress: a
+	// write still in progress at stallTicks+1 consecutive ticks has waited at least the
+	// timeout and is cut. Writes themselves neither read the clock nor touch the timer (a
+	// stream that waits for flow control under a deadline would start a timer of its own,
+	// allocating, on every wait).
+	stall       *time.Timer
+	stallMu     sync.Mutex
+	ticking     bool               // the stall timer is running
+	armed       session.SendStream // the stream being written, nil between writes
+	armedSeq    uint64             // counts writes: tells one long write from several short ones
+	seenSeq     uint64             // the write seen in progress at the last tick
+	seenTicks   int                // consecutive ticks that saw it
+	stalled     bool               // stall cut the write in progress
+	deadlineSet bool               // a cut left a past write deadline on the stream
 }
+
+// stallTicks is how many ticks make up the stall timeout.
+const stallTicks = 4
 
 type failure struct {
 	err     error
@@ -227,7 +237,7 @@ func (s *sender) write(ctx context.Context, batch, large []byte) error {
 		s.stall.Stop()
 	}
 	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { _ = st.SetWriteDeadline(time.Unix(1, 0)) })
+		stop := context.AfterFunc(ctx, func() { s.cut(st) })
 		defer stop()
 	}
 	segs := s.segs[:0]
@@ -245,7 +255,7 @@ func (s *sender) write(ctx context.Context, batch, large []byte) error {
 			n := min(len(b), writeChunk)
 			s.arm(st, timeout)
 			if ctx.Err() != nil {
-				_ = st.SetWriteDeadline(time.Unix(1, 0))
+				s.cut(st)
 			}
 			_, err := st.Write(b[:n])
 			stalled := s.disarm()
@@ -318,34 +328,59 @@ func (s *sender) open(ctx context.Context) (session.SendStream, error) {
 	return st, nil
 }
 
-// arm starts the stall timer for one write on st, clearing any deadline a cut left behind.
+// arm marks the start of one write on st for the stall timer, clearing any deadline a cut
+// left behind.
 func (s *sender) arm(st session.SendStream, timeout time.Duration) {
 	s.stallMu.Lock()
-	s.armed, s.armedAt, s.stalled = st, time.Now(), false
-	_ = st.SetWriteDeadline(time.Time{})
+	if s.deadlineSet {
+		_ = st.SetWriteDeadline(time.Time{})
+		s.deadlineSet = false
+	}
+	s.armed, s.stalled = st, false
+	s.armedSeq++
+	if !s.ticking {
+		s.ticking = true
+		s.seenTicks = 0
+		s.stall.Reset(timeout / stallTicks)
+	}
 	s.stallMu.Unlock()
-	s.stall.Reset(timeout)
 }
 
-// disarm stops the stall timer after a write and reports whether it cut the write.
+// disarm marks the end of a write and reports whether the stall timer cut it.
 func (s *sender) disarm() bool {
-	s.stall.Stop()
 	s.stallMu.Lock()
 	defer s.stallMu.Unlock()
 	s.armed = nil
 	return s.stalled
 }
 
-// cutStalled runs when the stall timer fires. A firing left over from an earlier write (Stop
-// does not wait for one already started) finds the current write armed too recently and
-// leaves it alone; that write's own Reset fires again in time.
+// cut ends the write in progress on st at once with a past deadline.
+func (s *sender) cut(st session.SendStream) {
+	s.stallMu.Lock()
+	defer s.stallMu.Unlock()
+	s.deadlineSet = true
+	_ = st.SetWriteDeadline(time.Unix(1, 0))
+}
+
+// cutStalled runs on each tick of the stall timer while writes are in progress.
 func (s *sender) cutStalled() {
 	s.stallMu.Lock()
 	defer s.stallMu.Unlock()
-	if s.armed != nil && time.Since(s.armedAt) >= s.p.cfg.timeout() {
-		s.stalled = true
-		_ = s.armed.SetWriteDeadline(time.Unix(1, 0))
+	if s.armed == nil {
+		s.ticking = false
+		return
 	}
+	if s.armedSeq != s.seenSeq {
+		s.seenSeq, s.seenTicks = s.armedSeq, 0
+	}
+	s.seenTicks++
+	if s.seenTicks > stallTicks {
+		// Seen at stallTicks+1 ticks stallTicks apart: in progress for at least the timeout.
+		s.stalled, s.deadlineSet, s.ticking = true, true, false
+		_ = s.armed.SetWriteDeadline(time.Unix(1, 0))
+		return
+	}
+	s.stall.Reset(s.p.cfg.timeout() / stallTicks)
 }
 
 func (s *sender) writeError(ctx context.Context, err error, stalled bool, timeout time.Duration) error {

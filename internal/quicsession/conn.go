@@ -10,6 +10,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/peerwire/peerwire/internal/sendbuf"
 	"github.com/peerwire/peerwire/internal/session"
 )
 
@@ -65,7 +66,9 @@ func (c *conn) OpenUniStream(ctx context.Context) (session.SendStream, error) {
 		return nil, c.openError(ctx, err)
 	}
 	c.trace.opened(false)
-	return &sendStream{s: s}, nil
+	// Send buffering (as MsQuic's): quic-go's Write waits for its connection loop beyond one
+	// packet of data, so a sender of small messages would run at the hand-off rate.
+	return sendbuf.New(c.ctx, &sendStream{s: s}), nil
 }
 
 func (c *conn) AcceptStream(ctx context.Context) (session.Stream, error) {
