@@ -836,35 +836,52 @@ func (c *conn) queueStream(s *stream) {
 	c.signalWriter()
 }
 
+// writeBuffers recycles the writer's record buffers between bursts, so that an idle
+// connection holds none.
+var writeBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, recordsPerWrite*(recordPayload+2))
+	return &b
+}}
+
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
-	buf := make([]byte, 0, recordsPerWrite*(recordPayload+2))
 	for {
 		<-c.wake
-		for {
-			c.mu.Lock()
-			buf = c.fillLocked(buf[:0])
-			closing := c.closeErr != nil
-			c.mu.Unlock()
-			if len(buf) > 0 {
-				if _, err := c.nc.Write(buf); err != nil {
-					c.transportFailed(err)
-					c.shutdown()
-					return
-				}
-				if !closing {
-					c.mu.Lock()
-					c.activityLocked(true)
-					c.mu.Unlock()
-				}
-			}
-			if closing {
+		if !c.writeBurst() {
+			return
+		}
+	}
+}
+
+// writeBurst writes until nothing is left to send, with a pooled buffer. It reports false
+// once the connection is finished.
+func (c *conn) writeBurst() bool {
+	pb := writeBuffers.Get().(*[]byte)
+	defer writeBuffers.Put(pb)
+	for {
+		c.mu.Lock()
+		buf := c.fillLocked((*pb)[:0])
+		*pb = buf[:0]
+		closing := c.closeErr != nil
+		c.mu.Unlock()
+		if len(buf) > 0 {
+			if _, err := c.nc.Write(buf); err != nil {
+				c.transportFailed(err)
 				c.shutdown()
-				return
+				return false
 			}
-			if len(buf) == 0 {
-				break
+			if !closing {
+				c.mu.Lock()
+				c.activityLocked(true)
+				c.mu.Unlock()
 			}
+		}
+		if closing {
+			c.shutdown()
+			return false
+		}
+		if len(buf) == 0 {
+			return true
 		}
 	}
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/quic-go/quic-go/quicvarint"
 )
@@ -20,6 +21,13 @@ const MaxSupportedRecordSize = 1<<30 - 1
 // recordReadBufferSize is the initial read buffer of a RecordReader; reads
 // this large let one read(2) pull in several records.
 const recordReadBufferSize = 64 << 10
+
+// idleReadSize is the small buffer a RecordReader waits in while it holds no data, so that
+// an idle connection does not keep a full read buffer.
+const idleReadSize = 2 << 10
+
+// readBuffers recycles the read buffers of RecordReaders between bursts.
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, recordReadBufferSize); return &b }}
 
 // maxEmptyReads bounds consecutive (0, nil) reads before giving up, as bufio does.
 const maxEmptyReads = 100
@@ -86,7 +94,10 @@ func maxForVarintLen(n int) uint64 {
 // RecordReader reads QMux records from a byte stream.
 //
 // It reads in large chunks (64 KiB, or more for larger records) into a
-// buffer it reuses, so records are returned without copying. It enforces the
+// buffer it reuses, so records are returned without copying. When it has
+// consumed everything it read, it gives the buffer back to a shared pool and
+// waits for the next bytes in a small buffer of its own: an idle connection
+// holds 2 KiB rather than 64 KiB. It enforces the
 // max_record_size we advertised and rejects records without frames. A
 // RecordReader is not safe for concurrent use; keep one goroutine reading the
 // transport at all times (qmux-02 §6: reads must not wait on any one
@@ -95,6 +106,8 @@ type RecordReader struct {
 	r       io.Reader
 	maxSize uint64
 	buf     []byte
+	pooled  *[]byte // buf came from readBuffers
+	small   [idleReadSize]byte
 	start   int // first unconsumed byte in buf
 	end     int // end of the bytes read into buf
 	readErr error
@@ -112,7 +125,6 @@ func NewRecordReader(r io.Reader, maxRecordSize uint64) *RecordReader {
 	return &RecordReader{
 		r:       r,
 		maxSize: max(maxRecordSize, DefaultMaxRecordSize),
-		buf:     make([]byte, recordReadBufferSize),
 	}
 }
 
@@ -147,9 +159,20 @@ func (rr *RecordReader) Next() ([]byte, error) {
 			rr.err = err
 			return nil, err
 		}
-		rr.makeRoom(need)
-		n, err := rr.r.Read(rr.buf[rr.end:])
-		rr.end += n
+		var n int
+		if rr.start == rr.end {
+			// Nothing buffered: wait without holding the big buffer.
+			rr.release()
+			n, err = rr.r.Read(rr.small[:])
+			if n > 0 {
+				rr.acquire()
+				rr.end = copy(rr.buf, rr.small[:n])
+			}
+		} else {
+			rr.makeRoom(need)
+			n, err = rr.r.Read(rr.buf[rr.end:])
+			rr.end += n
+		}
 		rr.readErr = err
 		if n == 0 && err == nil {
 			if emptyReads++; emptyReads >= maxEmptyReads {
@@ -198,6 +221,21 @@ func (rr *RecordReader) parse() (rec []byte, need int, err error) {
 	return avail[hl:total:total], 0, nil
 }
 
+// release gives the read buffer back; the record returned last is no longer valid.
+func (rr *RecordReader) release() {
+	if rr.pooled != nil {
+		readBuffers.Put(rr.pooled)
+		rr.pooled = nil
+	}
+	rr.buf, rr.start, rr.end = nil, 0, 0
+}
+
+// acquire takes a read buffer from the pool.
+func (rr *RecordReader) acquire() {
+	rr.pooled = readBuffers.Get().(*[]byte)
+	rr.buf = *rr.pooled
+}
+
 // makeRoom makes sure need bytes from rr.start fit in the buffer and that
 // there is space to read into, moving or growing the buffer as needed. The
 // record returned by the previous Next may be overwritten.
@@ -208,6 +246,10 @@ func (rr *RecordReader) makeRoom(need int) {
 	buf := rr.buf
 	if need > len(buf) {
 		buf = make([]byte, max(need, 2*len(buf)))
+		if rr.pooled != nil {
+			defer readBuffers.Put(rr.pooled) // after the copy below
+			rr.pooled = nil
+		}
 	}
 	n := copy(buf, rr.buf[rr.start:rr.end])
 	rr.buf, rr.start, rr.end = buf, 0, n

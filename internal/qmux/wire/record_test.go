@@ -286,3 +286,53 @@ func TestRecordReaderRoundTripWithWriter(t *testing.T) {
 	require.ErrorIs(t, err, io.EOF)
 	require.Equal(t, want, got)
 }
+
+// scriptedReader hands out one chunk per Read and lets the test look at the RecordReader at
+// each Read (which runs on the reading goroutine, inside Next).
+type scriptedReader struct {
+	chunks [][]byte
+	onRead func(p []byte)
+}
+
+func (s *scriptedReader) Read(p []byte) (int, error) {
+	s.onRead(p)
+	if len(s.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.chunks[0])
+	if s.chunks[0] = s.chunks[0][n:]; len(s.chunks[0]) == 0 {
+		s.chunks = s.chunks[1:]
+	}
+	return n, nil
+}
+
+func TestRecordReaderHoldsNoBufferWhileIdle(t *testing.T) {
+	rec := func(n int) []byte {
+		b, start := BeginRecord(nil, 2)
+		b = append(b, bytes.Repeat([]byte{0x00}, n)...) // PADDING frames
+		return EndRecord(b, start)
+	}
+	big := rec(DefaultMaxRecordSize)
+	src := &scriptedReader{chunks: [][]byte{rec(10), append(append([]byte{}, big...), rec(20)...)}}
+	rr := NewRecordReader(src, 0)
+	var idleReads, bufferedReads int
+	src.onRead = func(p []byte) {
+		if rr.start == rr.end {
+			require.Nil(t, rr.buf, "an idle reader waits without its read buffer")
+			require.Len(t, p, idleReadSize)
+			idleReads++
+		} else {
+			require.NotNil(t, rr.buf)
+			bufferedReads++
+		}
+	}
+	for _, want := range []int{10, DefaultMaxRecordSize, 20} {
+		got, err := rr.Next()
+		require.NoError(t, err)
+		require.Len(t, got, want)
+	}
+	_, err := rr.Next()
+	require.Equal(t, io.EOF, err)
+	require.Equal(t, 3, idleReads, "before each burst and at the end")
+	require.Positive(t, bufferedReads, "a record longer than the idle read continues in the big buffer")
+}
