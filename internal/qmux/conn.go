@@ -690,7 +690,15 @@ func (c *conn) handleStreamLocked(f *wire.StreamFrame) {
 		s.readOff += n
 		c.consumedConn(n)
 	} else if n > 0 {
-		s.appendData(f.Data)
+		data := f.Data
+		if s.rBuf != nil && len(s.chunks) == 0 {
+			m := copy(s.rBuf[s.rGot:], data)
+			s.rGot += m
+			data = data[m:]
+		}
+		if len(data) > 0 {
+			s.appendData(data)
+		}
 	}
 	signal(s.rSignal)
 	c.streamMaybeDone(s)

@@ -67,7 +67,9 @@ type stream struct {
 	finalSize  uint64
 	finKnown   bool
 	chunks     []*[]byte
-	head       int // read position in chunks[0]
+	head       int    // read position in chunks[0]
+	rBuf       []byte // a waiting Read's buffer, filled directly by the reader
+	rGot       int    // bytes of rBuf filled
 	recvErr    error
 	rDeadline  time.Time
 	rSignal    chan struct{}
@@ -383,9 +385,21 @@ func (s *stream) read(p []byte) (int, error) {
 			return 0, err
 		}
 		deadline := s.rDeadline
+		// While this Read waits, the connection's reader copies arriving data straight into
+		// p (one copy instead of two through the chunks).
+		s.rBuf, s.rGot = p, 0
 		c.mu.Unlock()
 		timedOut := wait(s.rSignal, deadline)
 		c.mu.Lock()
+		if n := s.rGot; n > 0 {
+			s.rBuf, s.rGot = nil, 0
+			s.readOff += uint64(n)
+			c.consumed(s, uint64(n))
+			c.streamMaybeDone(s)
+			c.mu.Unlock()
+			return n, nil
+		}
+		s.rBuf = nil
 		if timedOut && len(s.chunks) == 0 && !s.rDeadline.IsZero() && !time.Now().Before(s.rDeadline) {
 			c.mu.Unlock()
 			return 0, &session.TimeoutError{Op: "stream read deadline"}
