@@ -72,8 +72,10 @@ type Config struct {
 	// go-libp2p's QUIC transport does. A listener that refuses us then closes the connection
 	// (certificate alert, or CodeRejected) instead of failing the dial, and AcceptTimeout
 	// does not apply. False (the default) keeps the guarantee that a dialed connection was
-	// accepted. The QMux core ignores it: a QMux dialer cannot open a stream before the
-	// listener's transport parameters arrive, and they are the listener's verdict.
+	// accepted. On QMux it is the listener's setting that matters: a QMux listener with
+	// DialEarly sends its transport parameters at 0.5-RTT (right after its TLS Finished),
+	// so its dialers' Dial returns before its verdict; without it, the parameters follow
+	// the verdict. On a QMux dialer alone it has no effect. Set it on both sides or neither.
 	DialEarly bool
 	// SingleStack makes Listen bind a wildcard address in its own family only: 0.0.0.0 is
 	// IPv4, :: is IPv6, as multiaddrs mean them, so that an IPv4 and an IPv6 listener can
