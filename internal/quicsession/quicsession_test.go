@@ -237,12 +237,12 @@ func TestGSOAsRawQuicGo(t *testing.T) {
 	ctc := &tls.Config{Certificates: []tls.Certificate{cc.Credential.TLSCertificate()}, NextProtos: cc.ALPN,
 		InsecureSkipVerify: true} //nolint:gosec // the reference connection only reports its GSO use
 	stc := &tls.Config{Certificates: []tls.Certificate{sc.Credential.TLSCertificate()}, NextProtos: sc.ALPN}
-	ln, err := quic.ListenAddr("127.0.0.1:0", stc, nil)
+	ln, err := rawTransport(t).Listen(stc, nil)
 	require.NoError(t, err)
 	defer ln.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	raw, err := quic.DialAddr(ctx, ln.Addr().String(), ctc, nil)
+	raw, err := rawTransport(t).Dial(ctx, ln.Addr(), ctc, nil)
 	require.NoError(t, err)
 	defer raw.CloseWithError(0, "")
 	rawServer, err := ln.Accept(ctx)
