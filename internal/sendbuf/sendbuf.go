@@ -82,7 +82,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	large := len(p) >= CopyLimit
-	for s.direct || large && (len(s.buf) > 0 || s.writing) || !large && len(s.buf)+len(p) > Size {
+	for s.direct || large && s.writing || !large && len(s.buf)+len(p) > Size {
 		if err := s.waitLocked(); err != nil {
 			s.mu.Unlock()
 			return 0, err
@@ -102,13 +102,32 @@ func (s *Stream) Write(p []byte) (int, error) {
 }
 
 // writeDirectLocked writes a large p to the stream from the caller's goroutine, under the
-// Write deadline. Called with s.mu held and nothing buffered; unlocks it.
+// Write deadline, after whatever is buffered (written by the caller too, rather than waiting
+// for the flusher). Called with s.mu held and the flusher idle; unlocks it.
 func (s *Stream) writeDirectLocked(p []byte) (int, error) {
 	s.direct = true
 	_ = s.st.SetWriteDeadline(s.deadline)
+	var pre []byte
+	if len(s.buf) > 0 {
+		s.out, s.buf = s.buf, s.out[:0]
+		pre = s.out
+	}
 	s.mu.Unlock()
-	n, err := s.st.Write(p)
+	var n, preN int
+	var err error
+	if len(pre) > 0 {
+		preN, err = s.st.Write(pre)
+	}
+	if err == nil {
+		n, err = s.st.Write(p)
+	}
 	s.mu.Lock()
+	if preN < len(pre) && err != nil {
+		// Cut short (deadline): what was accepted earlier and not written yet stays first in
+		// the buffer.
+		rest := make([]byte, 0, len(pre)-preN+len(s.buf))
+		s.buf = append(append(rest, pre[preN:]...), s.buf...)
+	}
 	s.direct = false
 	_ = s.st.SetWriteDeadline(time.Time{})
 	var te *session.TimeoutError

@@ -157,3 +157,23 @@ func TestConnectionCloseStopsTheFlusher(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond, "writes report the closed connection")
 	// goleak (TestMain) checks that the flusher goroutine ended.
 }
+
+func TestLargeWriteCutByDeadlineKeepsBufferedData(t *testing.T) {
+	p, s := pair(t)
+	small := pattern(1000, 1)
+	_, err := s.Write(small)
+	require.NoError(t, err)
+	// The peer does not read: the large write takes the window and then times out.
+	require.NoError(t, s.SetWriteDeadline(time.Now().Add(300*time.Millisecond)))
+	n, err := s.Write(pattern(8<<20, 2))
+	var te *session.TimeoutError
+	require.ErrorAs(t, err, &te)
+	require.Less(t, n, 8<<20)
+	require.NoError(t, s.SetWriteDeadline(time.Time{}))
+	require.NoError(t, s.Close())
+	got, err := io.ReadAll(accept(t, p))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(got), len(small))
+	require.Equal(t, small, got[:len(small)], "the buffered bytes went out first, whole")
+	require.Equal(t, len(small)+n, len(got), "then exactly what the large write reported")
+}
