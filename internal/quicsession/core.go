@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,11 +23,18 @@ import (
 )
 
 // Core is the QUIC implementation of session.Core. The zero value is not usable; use New.
+//
+// A dial leaves from the socket of one of the core's listeners when one can reach the
+// destination, as go-libp2p does: the peer sees the address it can dial back, a NAT maps one
+// port for both directions, and a node holds one socket (one reader goroutine, one set of
+// receive buffers) instead of two. Otherwise it leaves from a socket shared by every such
+// dial, opened on first use.
 type Core struct {
-	mu     sync.Mutex
-	dialTr *quic.Transport // one UDP socket shared by every dial, created on first use
-	closed bool
-	routes routes
+	mu        sync.Mutex
+	dialTr    *quic.Transport // the shared dial socket, created on first use
+	listeners []*listener     // open listeners, whose sockets dials may leave from
+	closed    bool
+	routes    routes
 }
 
 var _ session.Core = (*Core)(nil)
@@ -37,7 +45,9 @@ func New() *Core { return &Core{} }
 // Name implements session.Core.
 func (c *Core) Name() string { return "quic" }
 
-// Close closes the socket used for dialing, and with it every dialed connection.
+// Close closes the shared dial socket, and with it every connection dialed from it.
+// Connections dialed from a listener's socket keep that socket open until they close, like
+// the connections the listener accepted.
 func (c *Core) Close() error {
 	c.mu.Lock()
 	tr := c.dialTr
@@ -55,6 +65,71 @@ func closeTransport(tr *quic.Transport) error {
 		err = cerr
 	}
 	return err
+}
+
+// dialSocket picks the socket a dial to raddr leaves from: a listener's socket bound to the
+// address the kernel routes raddr from, else a wildcard listener's socket of a family that can
+// reach raddr, else the shared dial socket. release, when not nil, is called once the dialed
+// connection (or the failed dial) no longer needs the listener's socket.
+func (c *Core) dialSocket(raddr *net.UDPAddr) (tr *quic.Transport, release func(), err error) {
+	c.mu.Lock()
+	ls := slices.Clone(c.listeners)
+	c.mu.Unlock()
+	var src net.IP
+	var wildcard *listener
+	for _, l := range ls {
+		switch {
+		case l.bound == nil:
+			if wildcard == nil && l.family.reaches(raddr.IP) {
+				wildcard = l
+			}
+		default:
+			if src == nil {
+				if src = c.routes.source(raddr); src == nil {
+					continue
+				}
+			}
+			if l.bound.Equal(src) && l.sock.acquire() {
+				return l.tr, l.sock.release, nil
+			}
+		}
+	}
+	if wildcard != nil && wildcard.sock.acquire() {
+		return wildcard.tr, wildcard.sock.release, nil
+	}
+	tr, err = c.dialTransport()
+	return tr, nil, err
+}
+
+func (c *Core) addListener(l *listener) {
+	c.mu.Lock()
+	c.listeners = append(c.listeners, l)
+	c.mu.Unlock()
+}
+
+func (c *Core) removeListener(l *listener) {
+	c.mu.Lock()
+	c.listeners = slices.DeleteFunc(c.listeners, func(x *listener) bool { return x == l })
+	c.mu.Unlock()
+}
+
+// family is the address family a wildcard socket sends to.
+type family uint8
+
+const (
+	dualStack family = iota // "[::]" without IPV6_V6ONLY: IPv4 and IPv6
+	ipv4Only                // "0.0.0.0" on an AF_INET socket
+	ipv6Only                // "[::]" with IPV6_V6ONLY
+)
+
+func (f family) reaches(ip net.IP) bool {
+	switch f {
+	case ipv4Only:
+		return ip.To4() != nil
+	case ipv6Only:
+		return ip.To4() == nil
+	}
+	return true
 }
 
 func (c *Core) dialTransport() (*quic.Transport, error) {
@@ -128,10 +203,20 @@ func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (sess
 	if err != nil {
 		return nil, fmt.Errorf("quic dial %s: %w", addr, err)
 	}
-	tr, err := c.dialTransport()
+	tr, release, err := c.dialSocket(raddr)
 	if err != nil {
 		return nil, fmt.Errorf("quic dial %s: %w", addr, err)
 	}
+	conn, err := c.dial(ctx, tr, raddr, cfg, release)
+	if err != nil && release != nil {
+		release()
+	}
+	return conn, err
+}
+
+// dial runs one dial from tr; release is handed to the connection on success.
+func (c *Core) dial(ctx context.Context, tr *quic.Transport, raddr *net.UDPAddr, cfg *session.Config, release func()) (session.Conn, error) {
+	addr := raddr.String()
 	trace := newConnTrace()
 	tlsConf := verifying(certs.ClientConfig(cfg.Credential, cfg.Trust, cfg.ALPN), cfg, trace, raddr)
 	qconf := quicConfig(cfg)
@@ -144,7 +229,7 @@ func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (sess
 		return nil, dialError(ctx, hctx, err, trace, raddr, cfg)
 	}
 	if cfg.DialEarly {
-		conn := newConn(qc, trace, nil)
+		conn := newConn(qc, trace, release)
 		conn.state.LocalAddr = c.routes.localAddr(conn.state.LocalAddr, raddr)
 		return conn, nil
 	}
@@ -153,7 +238,7 @@ func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (sess
 	defer wait.Stop()
 	select {
 	case <-trace.confirmed:
-		conn := newConn(qc, trace, nil)
+		conn := newConn(qc, trace, release)
 		conn.state.LocalAddr = c.routes.localAddr(conn.state.LocalAddr, raddr)
 		return conn, nil
 	case <-qc.Context().Done():
@@ -228,9 +313,21 @@ func (c *Core) Listen(addr string, cfg *session.Config) (session.Listener, error
 		return nil, fmt.Errorf("quic listen %s: %w", addr, err)
 	}
 	l := &listener{
+		core:  c,
 		cfg:   cfg,
 		queue: make(chan *incoming, cfg.AcceptQueue()),
 		done:  make(chan struct{}),
+	}
+	switch bound := udp.LocalAddr().(*net.UDPAddr).IP; {
+	case !bound.IsUnspecified():
+		l.bound = bound
+		if ip4 := bound.To4(); ip4 != nil {
+			l.bound = ip4
+		}
+	case network == "udp4" || bound.To4() != nil:
+		l.family = ipv4Only
+	case network == "udp6":
+		l.family = ipv6Only
 	}
 	l.tr = &quic.Transport{Conn: udp, ConnContext: l.connContext}
 	l.sock.fn = func() { _ = closeTransport(l.tr) }
@@ -251,18 +348,22 @@ func (c *Core) Listen(addr string, cfg *session.Config) (session.Listener, error
 	}
 	l.wg.Add(1)
 	go l.acceptLoop()
+	c.addListener(l)
 	return l, nil
 }
 
 type incomingKey struct{}
 
 type listener struct {
+	core    *Core
 	cfg     *session.Config
+	bound   net.IP // the socket's address (IPv4 in 4-byte form); nil for a wildcard socket
+	family  family // what a wildcard socket can reach
 	tr      *quic.Transport
 	ln      *quic.Listener
 	baseTLS *tls.Config
 	queue   chan *incoming
-	sock    refCount // the UDP socket lives while the listener or an accepted conn does
+	sock    refCount // the UDP socket lives while the listener or a conn using it does
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -342,10 +443,12 @@ func (l *listener) Accept(ctx context.Context) (session.Incoming, error) {
 
 func (l *listener) Addr() net.Addr { return l.tr.Conn.LocalAddr() }
 
-// Close stops accepting and fails attempts still queued; accepted connections stay open and
-// keep the socket until the last of them closes.
+// Close stops accepting and fails attempts still queued; accepted connections, and those
+// dialed from the listener's socket, stay open and keep the socket until the last of them
+// closes.
 func (l *listener) Close() error {
 	l.closeOnce.Do(func() {
+		l.core.removeListener(l)
 		close(l.done)
 		_ = l.ln.Close()
 		l.wg.Wait()
@@ -483,40 +586,50 @@ type route struct {
 	at time.Time
 }
 
-// localAddr replaces the unspecified IP of the shared dial socket ("[::]:port") with the
-// source address the kernel routes raddr from, so LocalAddr names a real address. A connected
-// UDP socket learns it without sending anything.
+// localAddr replaces the unspecified IP of a wildcard socket ("[::]:port") with the source
+// address the kernel routes raddr from, so LocalAddr names a real address.
 func (r *routes) localAddr(local net.Addr, raddr *net.UDPAddr) net.Addr {
 	la, ok := local.(*net.UDPAddr)
 	if !ok || !la.IP.IsUnspecified() {
 		return local
 	}
+	ip := r.source(raddr)
+	if ip == nil {
+		return local
+	}
+	return &net.UDPAddr{IP: ip, Port: la.Port}
+}
+
+// source returns the address the kernel routes raddr from (IPv4 in its 4-byte form), or nil
+// when there is no route. A connected UDP socket learns it without sending anything.
+func (r *routes) source(raddr *net.UDPAddr) net.IP {
 	dst, ok := netip.AddrFromSlice(raddr.IP)
 	if !ok {
-		return local
+		return nil
 	}
 	dst = dst.Unmap().WithZone(raddr.Zone)
 	now := time.Now()
 	r.mu.Lock()
 	rt, ok := r.m[dst]
 	r.mu.Unlock()
-	if !ok || now.Sub(rt.at) >= routeCacheTTL {
-		probe, err := net.DialUDP("udp", nil, raddr)
-		if err != nil {
-			return local
-		}
-		ip := probe.LocalAddr().(*net.UDPAddr).IP
-		_ = probe.Close()
-		if ip4 := ip.To4(); ip4 != nil {
-			ip = ip4
-		}
-		rt = route{ip: ip, at: now}
-		r.mu.Lock()
-		if r.m == nil || len(r.m) >= routeCacheMax {
-			r.m = make(map[netip.Addr]route)
-		}
-		r.m[dst] = rt
-		r.mu.Unlock()
+	if ok && now.Sub(rt.at) < routeCacheTTL {
+		return rt.ip
 	}
-	return &net.UDPAddr{IP: rt.ip, Port: la.Port}
+	probe, err := net.DialUDP("udp", nil, raddr)
+	if err != nil {
+		return nil
+	}
+	ip := probe.LocalAddr().(*net.UDPAddr).IP
+	_ = probe.Close()
+	if ip4 := ip.To4(); ip4 != nil {
+		ip = ip4
+	}
+	rt = route{ip: ip, at: now}
+	r.mu.Lock()
+	if r.m == nil || len(r.m) >= routeCacheMax {
+		r.m = make(map[netip.Addr]route)
+	}
+	r.m[dst] = rt
+	r.mu.Unlock()
+	return rt.ip
 }

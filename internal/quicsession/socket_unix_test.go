@@ -11,10 +11,6 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
-
-	"github.com/peerwire/peerwire/certs"
-	"github.com/peerwire/peerwire/identity"
-	"github.com/peerwire/peerwire/internal/session"
 )
 
 // socketBuffers reads a UDP socket's receive and send buffer sizes.
@@ -59,24 +55,16 @@ func TestSocketBuffersAsQuicGoSetsThem(t *testing.T) {
 	require.Equal(t, wantRcv, rcv)
 	require.Equal(t, wantSnd, snd)
 
-	// The dial socket too.
+	// The dial socket of a core without listeners too.
+	dialer := New()
+	defer dialer.Close()
 	cc := testConfig(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, _ = core.Dial(ctx, ln.Addr().String(), cc) // creates the dial socket
-	dialTr, err := core.dialTransport()
+	_, _ = dialer.Dial(ctx, ln.Addr().String(), cc) // creates the dial socket
+	dialTr, err := dialer.dialTransport()
 	require.NoError(t, err)
 	rcv, snd = socketBuffers(t, dialTr.Conn.(*net.UDPConn))
 	require.Equal(t, wantRcv, rcv)
 	require.Equal(t, wantSnd, snd)
-}
-
-// testConfig is a config with a fresh credential that trusts any peer.
-func testConfig(t *testing.T) *session.Config {
-	t.Helper()
-	k, err := identity.GenerateKey()
-	require.NoError(t, err)
-	c, err := certs.NewCredential(k, certs.Options{})
-	require.NoError(t, err)
-	return &session.Config{Credential: c, Trust: &certs.TrustPolicy{AnyAuthenticated: true}, ALPN: []string{"test"}}
 }
