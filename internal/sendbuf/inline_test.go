@@ -1,0 +1,171 @@
+package sendbuf_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/peerwire/peerwire/internal/sendbuf"
+	"github.com/peerwire/peerwire/internal/session"
+)
+
+// recorder is a send stream that records every Write with the deadline it was made under.
+// take, when set, decides how much of a write it accepts; a short write fails with a
+// *session.TimeoutError, as a stream does whose deadline passed.
+type recorder struct {
+	mu       sync.Mutex
+	deadline time.Time
+	writes   []write
+	data     bytes.Buffer
+	take     func(p []byte) int
+	fail     error
+	closed   chan struct{}
+}
+
+type write struct {
+	n        int
+	deadline time.Time
+}
+
+func newRecorder() *recorder { return &recorder{closed: make(chan struct{})} }
+
+func (r *recorder) StreamID() int64 { return 2 }
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return 0, r.fail
+	}
+	n := len(p)
+	if r.take != nil {
+		n = r.take(p)
+	}
+	r.writes = append(r.writes, write{n: n, deadline: r.deadline})
+	r.data.Write(p[:n])
+	if n < len(p) {
+		return n, &session.TimeoutError{Op: "stream deadline"}
+	}
+	return n, nil
+}
+
+func (r *recorder) Close() error                        { close(r.closed); return nil }
+func (r *recorder) CancelWrite(session.StreamErrorCode) {}
+func (r *recorder) SetWriteDeadline(t time.Time) error {
+	r.mu.Lock()
+	r.deadline = t
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recorder) snapshot() ([]write, []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]write(nil), r.writes...), bytes.Clone(r.data.Bytes())
+}
+
+// pause lets a stream count as idle again.
+func pause() { time.Sleep(2 * sendbuf.InlineGap) }
+
+// A small write to an idle stream is made by the caller under a short deadline, before Write
+// returns; the flusher writes with no deadline.
+func TestSmallWriteToIdleStreamIsWrittenInline(t *testing.T) {
+	r := newRecorder()
+	s := sendbuf.New(context.Background(), r)
+	pause()
+	before := time.Now()
+	n, err := s.Write([]byte("request"))
+	require.NoError(t, err)
+	require.Equal(t, 7, n)
+	writes, data := r.snapshot()
+	require.Len(t, writes, 1, "written before Write returned")
+	require.Equal(t, "request", string(data))
+	require.False(t, writes[0].deadline.IsZero(), "an inline write waits for nothing long")
+	require.False(t, writes[0].deadline.Before(before))
+
+	pause()
+	_, err = s.Write([]byte("another"))
+	require.NoError(t, err)
+	writes, data = r.snapshot()
+	require.Len(t, writes, 2)
+	require.Equal(t, "requestanother", string(data))
+	require.NoError(t, s.Close())
+	<-r.closed
+}
+
+// Writes in quick succession go through the buffer (one flusher write per batch), and
+// writes larger than InlineLimit never go inline.
+func TestStreamingAndLargerWritesAreBuffered(t *testing.T) {
+	r := newRecorder()
+	s := sendbuf.New(context.Background(), r)
+	var want bytes.Buffer
+	for i := range 200 {
+		msg := pattern(64, byte(i))
+		want.Write(msg)
+		_, err := s.Write(msg)
+		require.NoError(t, err)
+	}
+	pause()
+	big := pattern(sendbuf.InlineLimit+1, 9)
+	want.Write(big)
+	_, err := s.Write(big)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	<-r.closed
+	writes, data := r.snapshot()
+	require.Equal(t, want.Bytes(), data)
+	var flushed int
+	for _, w := range writes {
+		if w.deadline.IsZero() {
+			flushed++
+		}
+	}
+	require.Positive(t, flushed, "back-to-back writes are batched by the flusher")
+	require.Less(t, len(writes), 201, "not one stream write per message")
+	require.True(t, writes[len(writes)-1].deadline.IsZero(), "a write over InlineLimit goes to the flusher")
+}
+
+// When the stream takes only part of an inline write at once, the rest is buffered: Write
+// still accepts the whole message, and the bytes arrive in order before later writes.
+func TestInlineWriteTakenInPartIsCompletedByTheFlusher(t *testing.T) {
+	r := newRecorder()
+	first := true
+	r.take = func(p []byte) int {
+		if first {
+			first = false
+			return 3
+		}
+		return len(p)
+	}
+	s := sendbuf.New(context.Background(), r)
+	pause()
+	n, err := s.Write([]byte("abcdefgh"))
+	require.NoError(t, err)
+	require.Equal(t, 8, n)
+	_, err = s.Write([]byte("ijk"))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	<-r.closed
+	_, data := r.snapshot()
+	require.Equal(t, "abcdefghijk", string(data))
+}
+
+// A stream that fails an inline write fails the Write and every later one.
+func TestInlineWriteFailureIsReported(t *testing.T) {
+	r := newRecorder()
+	broken := errors.New("stream reset by peer")
+	r.fail = broken
+	s := sendbuf.New(context.Background(), r)
+	pause()
+	_, err := s.Write([]byte("x"))
+	require.ErrorIs(t, err, broken)
+	pause()
+	_, err = s.Write([]byte("y"))
+	require.ErrorIs(t, err, broken)
+	require.ErrorIs(t, s.Close(), broken)
+}
