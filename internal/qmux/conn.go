@@ -376,7 +376,16 @@ func (c *conn) readLoop() {
 	rr := wire.NewRecordReader(c.nc, wire.DefaultMaxRecordSize)
 	var p wire.Parser
 	for {
-		rec, err := rr.Next()
+		rec, more, err := rr.Head()
+		if err == nil && more > 0 {
+			var took bool
+			if took, err = c.readDirect(rr, &p, rec, more); took && err == nil {
+				continue
+			}
+			if !took {
+				rec, err = rr.Next()
+			}
+		}
 		if err != nil {
 			var we *wire.Error
 			if errors.As(err, &we) {
@@ -418,6 +427,53 @@ func (c *conn) readLoop() {
 	}
 }
 
+// directMin is the least STREAM data readDirect takes: a chunk holding less would be mostly
+// unused room (appendData, which copies, fills chunks up).
+const directMin = 8 << 10
+
+// readDirect takes a record whose first bytes the reader holds (more bytes are to come)
+// when it is one STREAM frame running to the record's end, for a stream that can take all
+// of its data: the data is read from the transport straight into a receive chunk, which
+// goes to the stream as it is. That is one copy fewer than through the record buffer (the
+// way of a bulk transfer's full records). It reports false, having consumed nothing, when
+// the record takes the general path; an error is the transport's.
+func (c *conn) readDirect(rr *wire.RecordReader, p *wire.Parser, head []byte, more int) (bool, error) {
+	f, n, ok := p.ParseStreamHead(head, more)
+	if !ok || n < directMin || n > chunkSize {
+		return false, nil
+	}
+	c.mu.Lock()
+	s := c.streams[f.StreamID]
+	// Only the reader changes what is checked here (offsets, limits, the final size), or
+	// makes it fail (a reset or a close, which handleStreamLocked handles below).
+	ok = c.closeErr == nil && c.gotParams && s != nil && s.canRecv && s.recvErr == nil && !s.finKnown &&
+		f.Offset == s.recvOff && f.Offset+uint64(n) <= s.recvMax && c.recvd+uint64(n) <= c.recvMax
+	c.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	chunk := chunkPool.Get().(*[]byte)
+	b := append((*chunk)[:0], f.Data...)
+	b = b[:n]
+	if err := rr.ReadRest(b[len(f.Data):]); err != nil {
+		chunkPool.Put(chunk)
+		return true, err
+	}
+	*chunk = b
+	f.Data = b
+	c.mu.Lock()
+	if c.closeErr == nil {
+		c.handleStreamLocked(f, chunk)
+		c.activityLocked(false)
+	} else {
+		*chunk = b[:0]
+		chunkPool.Put(chunk)
+	}
+	c.mu.Unlock()
+	c.notifyCapacity()
+	return true, nil
+}
+
 // finishReading runs when reading ended: the writer finishes, then the transport closes.
 func (c *conn) finishReading() {
 	c.mu.Lock()
@@ -438,7 +494,7 @@ func (c *conn) handleFrameLocked(f wire.Frame) {
 	switch f := f.(type) {
 	case *wire.PaddingFrame:
 	case *wire.StreamFrame:
-		c.handleStreamLocked(f)
+		c.handleStreamLocked(f, nil)
 	case *wire.ResetStreamFrame:
 		c.handleResetLocked(f)
 	case *wire.StopSendingFrame:
@@ -654,7 +710,18 @@ func (c *conn) sendStreamLocked(id uint64, ft wire.FrameType) (*stream, bool) {
 	return c.streamLocked(id, ft)
 }
 
-func (c *conn) handleStreamLocked(f *wire.StreamFrame) {
+// handleStreamLocked takes a STREAM frame. Its data is copied out of the record buffer,
+// unless owned, a receive chunk holding exactly f.Data (readDirect), which the stream then
+// keeps as it is; handleStreamLocked always takes owned.
+func (c *conn) handleStreamLocked(f *wire.StreamFrame, owned *[]byte) {
+	if owned != nil {
+		defer func() {
+			if owned != nil {
+				*owned = (*owned)[:0]
+				chunkPool.Put(owned)
+			}
+		}()
+	}
 	s, ok := c.recvStreamLocked(f.StreamID, f.Type())
 	if !ok || s == nil {
 		return
@@ -691,12 +758,23 @@ func (c *conn) handleStreamLocked(f *wire.StreamFrame) {
 		c.consumedConn(n)
 	} else if n > 0 {
 		data := f.Data
+		m := 0
 		if s.rBuf != nil && len(s.chunks) == 0 {
-			m := copy(s.rBuf[s.rGot:], data)
+			m = copy(s.rBuf[s.rGot:], data)
 			s.rGot += m
 			data = data[m:]
 		}
-		if len(data) > 0 {
+		switch {
+		case len(data) == 0:
+		case owned != nil:
+			// The chunk holds the frame's data, of which the waiting Read took m bytes (and
+			// then there were no chunks, so it is the first: head is where reading resumes).
+			if m > 0 {
+				s.head = m
+			}
+			s.chunks = append(s.chunks, owned)
+			owned = nil
+		default:
 			s.appendData(data)
 		}
 	}

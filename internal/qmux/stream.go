@@ -31,7 +31,11 @@ func initiatedByClient(id uint64) bool { return id&1 == 0 }
 
 // chunkPool recycles receive buffers: STREAM data is copied out of the record buffer (which
 // the reader reuses) into these.
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize); return &b }}
+
+// chunkSize is the capacity of receive chunks: the most STREAM data a record of the default
+// max_record_size carries, so that readDirect puts such a frame's data in one chunk.
+const chunkSize = 16 << 10
 
 // stream is one QMux stream. All fields are guarded by the connection's mutex.
 type stream struct {

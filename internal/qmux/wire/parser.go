@@ -290,3 +290,46 @@ func (d *decoder) rest() []byte {
 	d.pos = len(d.b)
 	return s
 }
+
+// ParseStreamHead decodes the STREAM frame at the start of head, the first bytes of a
+// record's payload of which more bytes are still to come, when that frame's data runs to
+// the end of the record (the writer's usual last frame of a full record). Its data can then
+// be read from the transport straight into a stream's buffer instead of through the record
+// buffer. It returns the frame, whose Data is the part of the data in head (valid until
+// the next call), and the length of all its data.
+//
+// ok is false when head does not start with such a frame: another frame type, a header not
+// all in head, data ending before the record does, or any encoding error. Nothing is
+// consumed; parse the whole record with ParseNext, which reports the errors.
+func (p *Parser) ParseStreamHead(head []byte, more int) (f *StreamFrame, dataLen int, ok bool) {
+	if len(head) == 0 || more <= 0 {
+		return nil, 0, false
+	}
+	t, n, err := quicvarint.Parse(head)
+	ft := FrameType(t)
+	if err != nil || n != quicvarint.Len(t) || ft < FrameTypeStream || ft > FrameTypeStream|0x07 {
+		return nil, 0, false
+	}
+	d := decoder{b: head, pos: n, ok: true}
+	s := &p.stream
+	s.StreamID = d.varint()
+	s.Offset = 0
+	if ft&streamFlagOff != 0 {
+		s.Offset = d.varint()
+	}
+	s.HasLength = ft&streamFlagLen != 0
+	var length uint64
+	if s.HasLength {
+		length = d.varint()
+	}
+	if !d.ok {
+		return nil, 0, false
+	}
+	rest := uint64(len(head)-d.pos) + uint64(more)
+	if s.HasLength && length != rest || s.Offset+rest > quicvarint.Max {
+		return nil, 0, false
+	}
+	s.Data = head[d.pos:len(head):len(head)]
+	s.Fin = ft&streamFlagFin != 0
+	return s, int(rest), true
+}

@@ -138,18 +138,78 @@ func NewRecordReader(r io.Reader, maxRecordSize uint64) *RecordReader {
 // underlying reader are returned as they are. Every error is final: later
 // calls return it again.
 func (rr *RecordReader) Next() ([]byte, error) {
+	rec, _, err := rr.next(false)
+	return rec, err
+}
+
+// Head is Next for a caller that can take the end of a record straight from the transport
+// (see Parser.ParseStreamHead). When the next record is not complete in the buffer, Head
+// returns, instead of reading on, the record's buffered frames and how many more bytes the
+// record has (more > 0). The caller then either reads those bytes with ReadRest, or calls
+// Next, which completes the record in the buffer as if Head had not been called. With more
+// == 0, frames is a whole record, as from Next. Errors are Next's.
+func (rr *RecordReader) Head() (frames []byte, more int, err error) {
+	return rr.next(true)
+}
+
+// ReadRest reads the rest of the record that Head returned incomplete straight from the
+// transport into p, which must be exactly Head's more bytes long, and moves past the
+// record: the frames Head returned are no longer valid. An end of stream before p is full
+// is io.ErrUnexpectedEOF; errors are final, as Next's.
+func (rr *RecordReader) ReadRest(p []byte) error {
 	if rr.err != nil {
-		return nil, rr.err
+		return rr.err
+	}
+	if rr.start == rr.end || rr.readErr != nil {
+		panic("qmux: ReadRest without an incomplete record from Head")
+	}
+	// Everything buffered is the record's head, which the caller has taken.
+	rr.start, rr.end = 0, 0
+	emptyReads := 0
+	for n := 0; n < len(p); {
+		k, err := rr.r.Read(p[n:])
+		n += k
+		switch {
+		case err != nil && n < len(p):
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			rr.err = err
+			return err
+		case err != nil:
+			rr.readErr = err // after a whole record: the next call reports it
+		case k == 0:
+			if emptyReads++; emptyReads >= maxEmptyReads {
+				rr.err = io.ErrNoProgress
+				return rr.err
+			}
+		default:
+			emptyReads = 0
+		}
+	}
+	return nil
+}
+
+func (rr *RecordReader) next(head bool) ([]byte, int, error) {
+	if rr.err != nil {
+		return nil, 0, rr.err
 	}
 	emptyReads := 0
 	for {
 		rec, need, err := rr.parse()
 		if err != nil {
 			rr.err = err
-			return nil, err
+			return nil, 0, err
 		}
 		if rec != nil {
-			return rec, nil
+			return rec, 0, nil
+		}
+		if head && rr.readErr == nil && rr.end > rr.start {
+			// Incomplete: need is the record's length once its Size is buffered.
+			if have := rr.end - rr.start; have >= 1<<(rr.buf[rr.start]>>6) {
+				hl := 1 << (rr.buf[rr.start] >> 6)
+				return rr.buf[rr.start+hl : rr.end : rr.end], need - have, nil
+			}
 		}
 		if rr.readErr != nil {
 			err := rr.readErr
@@ -157,7 +217,7 @@ func (rr *RecordReader) Next() ([]byte, error) {
 				err = io.ErrUnexpectedEOF
 			}
 			rr.err = err
-			return nil, err
+			return nil, 0, err
 		}
 		var n int
 		if rr.start == rr.end {
