@@ -1064,7 +1064,10 @@ func (c *conn) fillStreamsLocked(buf []byte, start int) []byte {
 		s.pending = s.pending[n:]
 		s.sendOff += n
 		c.sent += n
-		if len(s.pending) == 0 || s.wWaiting {
+		// A small Write waiting for room wakes as soon as some is free; a large Write
+		// (external) waits for its last byte only: waking it per burst would cost a
+		// context switch per 128 KiB for nothing.
+		if len(s.pending) == 0 || s.wWaiting && !s.external {
 			signal(s.wSignal)
 		}
 		if fin {
