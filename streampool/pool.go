@@ -44,7 +44,7 @@ type Pool struct {
 	senders []*sender
 	next    atomic.Uint64
 
-	queue  chan Message
+	queue  *recvQueue
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -67,7 +67,7 @@ func New(conn session.Conn, cfg Config) *Pool {
 	p := &Pool{
 		conn:     conn,
 		cfg:      cfg,
-		queue:    make(chan Message, cfg.receiveQueue()),
+		queue:    newRecvQueue(cfg.receiveQueue()),
 		streams:  make(map[session.ReceiveStream]struct{}),
 		baseline: conn.StreamCapacity().Uni,
 	}
@@ -105,23 +105,21 @@ func (p *Pool) Send(ctx context.Context, msg []byte) error {
 // Recv returns the next message. Messages that arrived before the connection closed are
 // still returned; after them Recv returns the *session.CloseError.
 func (p *Pool) Recv(ctx context.Context) (Message, error) {
-	select {
-	case m := <-p.queue:
-		return m, nil
-	default:
-	}
-	select {
-	case m := <-p.queue:
-		return m, nil
-	case <-ctx.Done():
-		return Message{}, ctx.Err()
-	case <-p.ctx.Done():
+	for {
+		if m, ok := p.queue.get(); ok {
+			return m, nil
+		}
+		select {
+		case <-p.queue.ready:
+			continue
+		case <-ctx.Done():
+			return Message{}, ctx.Err()
+		case <-p.ctx.Done():
+		}
 		// Readers hand over what arrived before the close; wait for them.
 		p.wg.Wait()
-		select {
-		case m := <-p.queue:
+		if m, ok := p.queue.get(); ok {
 			return m, nil
-		default:
 		}
 		p.mu.Lock()
 		if len(p.leftovers) > 0 {
@@ -233,9 +231,7 @@ func (p *Pool) readLoop(rs session.ReceiveStream) {
 			return
 		}
 		m := Message{Data: msg, Transfer: transfer}
-		select {
-		case p.queue <- m:
-		case <-p.ctx.Done():
+		if !p.queue.put(m, p.ctx.Done()) {
 			p.keepLeftovers(m, r)
 			return
 		}

@@ -1,0 +1,87 @@
+package streampool
+
+import "sync"
+
+// recvQueue is the bounded queue between the stream readers and Recv. Unlike a buffered
+// channel, it holds no storage for its bound while it is not full: an idle connection's
+// queue is a few hundred bytes instead of a slot per message (4 KiB at the default bound),
+// and the storage a burst needed is dropped once the queue drains.
+//
+// Waiters are woken by one-token channels; a woken waiter that leaves more behind (messages
+// for other Recvs, room for other readers) passes the token on.
+type recvQueue struct {
+	max int
+
+	mu    sync.Mutex
+	items []Message // queued messages from head on
+	head  int
+	small [4]Message // storage while few messages wait
+
+	ready chan struct{} // a message may be waiting
+	room  chan struct{} // a slot may be free
+}
+
+func newRecvQueue(max int) *recvQueue {
+	return &recvQueue{max: max, ready: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+}
+
+// put appends m, waiting while the queue is full. It returns false, leaving m out, when done
+// closes first.
+func (q *recvQueue) put(m Message, done <-chan struct{}) bool {
+	for {
+		q.mu.Lock()
+		if n := len(q.items) - q.head; n < q.max {
+			if q.items == nil {
+				q.items = q.small[:0]
+			} else if len(q.items) == cap(q.items) && q.head > 0 {
+				// Full storage with consumed slots in front: reuse them rather than grow.
+				k := copy(q.items, q.items[q.head:])
+				clear(q.items[k:])
+				q.items, q.head = q.items[:k], 0
+			}
+			q.items = append(q.items, m)
+			more := n+1 < q.max
+			q.mu.Unlock()
+			signal(q.ready)
+			if more {
+				signal(q.room)
+			}
+			return true
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.room:
+		case <-done:
+			return false
+		}
+	}
+}
+
+// get removes the oldest message, if there is one.
+func (q *recvQueue) get() (Message, bool) {
+	q.mu.Lock()
+	if q.head == len(q.items) {
+		q.mu.Unlock()
+		return Message{}, false
+	}
+	m := q.items[q.head]
+	q.items[q.head] = Message{}
+	q.head++
+	more := q.head < len(q.items)
+	if !more {
+		q.items, q.head = nil, 0 // drop a burst's storage
+	}
+	q.mu.Unlock()
+	signal(q.room)
+	if more {
+		signal(q.ready)
+	}
+	return m, true
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
