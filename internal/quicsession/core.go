@@ -83,6 +83,11 @@ func (c *Core) dialSocket(raddr *net.UDPAddr) (tr *quic.Transport, release func(
 			if wildcard == nil && l.family.reaches(raddr.IP) {
 				wildcard = l
 			}
+		case l.bound.Equal(raddr.IP) || l.bound.IsLoopback() && raddr.IP.IsLoopback() && l.family.reaches(raddr.IP):
+			// Our own address, or loopback to loopback: no route to look up.
+			if l.sock.acquire() {
+				return l.tr, l.sock.release, nil
+			}
 		default:
 			if src == nil {
 				if src = c.routes.source(raddr); src == nil {
@@ -320,9 +325,9 @@ func (c *Core) Listen(addr string, cfg *session.Config) (session.Listener, error
 	}
 	switch bound := udp.LocalAddr().(*net.UDPAddr).IP; {
 	case !bound.IsUnspecified():
-		l.bound = bound
+		l.bound, l.family = bound, ipv6Only
 		if ip4 := bound.To4(); ip4 != nil {
-			l.bound = ip4
+			l.bound, l.family = ip4, ipv4Only
 		}
 	case network == "udp4" || bound.To4() != nil:
 		l.family = ipv4Only
@@ -358,7 +363,7 @@ type listener struct {
 	core    *Core
 	cfg     *session.Config
 	bound   net.IP // the socket's address (IPv4 in 4-byte form); nil for a wildcard socket
-	family  family // what a wildcard socket can reach
+	family  family // the destinations the socket can send to
 	tr      *quic.Transport
 	ln      *quic.Listener
 	baseTLS *tls.Config

@@ -176,6 +176,13 @@ func TestDialSocketChoice(t *testing.T) {
 	require.NoError(t, err)
 	require.Same(t, lo.(*listener).tr, tr)
 	release()
+	require.Equal(t, ipv4Only, lo.(*listener).family)
+	other := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 7), Port: 9} // loopback to loopback
+	tr, release, err = core.dialSocket(other)
+	require.NoError(t, err)
+	require.Same(t, lo.(*listener).tr, tr)
+	release()
+	require.Empty(t, core.routes.m, "no route looked up from loopback to loopback")
 	if u, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err == nil {
 		_ = u.Close()
 		tr, release, err = core.dialSocket(v6)
