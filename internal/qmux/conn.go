@@ -145,6 +145,14 @@ func (c *conn) waitParams(ctx context.Context) error {
 	case <-c.params:
 		return nil
 	case <-c.ctx.Done():
+		// A peer that accepted us and closed at once: its parameters came first and were its
+		// acceptance (select picks at random among ready cases); the caller gets the conn,
+		// already closed, as it would have a moment earlier.
+		select {
+		case <-c.params:
+			return nil
+		default:
+		}
 		return context.Cause(c.ctx)
 	case <-ctx.Done():
 		return ctx.Err()

@@ -99,3 +99,22 @@ func TestDeployedFirstRecordAccepted(t *testing.T) {
 		require.NoError(t, <-done)
 	})
 }
+
+// TestParametersThenCloseIsAcceptance: a peer that sends its parameters and closes at once
+// accepted us: waiting for its parameters succeeds, every time, although the connection is
+// closed by then.
+func TestParametersThenCloseIsAcceptance(t *testing.T) {
+	for range 20 {
+		synctest.Test(t, func(t *testing.T) {
+			p := newPeer(t, testConfig(), true)
+			params := appendFrames(nil, &wire.TransportParametersFrame{Params: peerParams()})
+			closing := appendFrames(nil, &wire.ConnectionCloseFrame{IsApplication: true})
+			b := append(wire.AppendRecordHeader(nil, uint64(len(params))), params...)
+			b = append(wire.AppendRecordHeader(b, uint64(len(closing))), closing...)
+			p.write(b)
+			synctest.Wait()
+			require.Error(t, p.c.Context().Err(), "closed")
+			require.NoError(t, p.c.waitParams(t.Context()))
+		})
+	}
+}
