@@ -111,16 +111,20 @@ func (p *Pool) Recv(ctx context.Context) (Message, error) {
 		}
 		select {
 		case <-p.queue.ready:
+			p.queue.unwait()
 			continue
 		case <-ctx.Done():
+			p.queue.unwait()
 			return Message{}, ctx.Err()
 		case <-p.ctx.Done():
+			p.queue.unwait()
 		}
 		// Readers hand over what arrived before the close; wait for them.
 		p.wg.Wait()
 		if m, ok := p.queue.get(); ok {
 			return m, nil
 		}
+		p.queue.unwait()
 		p.mu.Lock()
 		if len(p.leftovers) > 0 {
 			m := p.leftovers[0]

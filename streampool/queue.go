@@ -7,8 +7,9 @@ import "sync"
 // queue is a few hundred bytes instead of a slot per message (4 KiB at the default bound),
 // and the storage a burst needed is dropped once the queue drains.
 //
-// Waiters are woken by one-token channels; a woken waiter that leaves more behind (messages
-// for other Recvs, room for other readers) passes the token on.
+// Waiters are woken by one-token channels, signalled only when someone waits (an uncontended
+// message costs a lock on each side and no channel operation); a woken waiter that leaves
+// more behind (messages for other Recvs, room for other readers) passes the token on.
 type recvQueue struct {
 	max int
 
@@ -16,6 +17,8 @@ type recvQueue struct {
 	items []Message // queued messages from head on
 	head  int
 	small [4]Message // storage while few messages wait
+	gets  int        // Recvs waiting for ready
+	puts  int        // readers waiting for room
 
 	ready chan struct{} // a message may be waiting
 	room  chan struct{} // a slot may be free
@@ -28,39 +31,50 @@ func newRecvQueue(max int) *recvQueue {
 // put appends m, waiting while the queue is full. It returns false, leaving m out, when done
 // closes first.
 func (q *recvQueue) put(m Message, done <-chan struct{}) bool {
-	for {
-		q.mu.Lock()
-		if n := len(q.items) - q.head; n < q.max {
-			if q.items == nil {
-				q.items = q.small[:0]
-			} else if len(q.items) == cap(q.items) && q.head > 0 {
-				// Full storage with consumed slots in front: reuse them rather than grow.
-				k := copy(q.items, q.items[q.head:])
-				clear(q.items[k:])
-				q.items, q.head = q.items[:k], 0
-			}
-			q.items = append(q.items, m)
-			more := n+1 < q.max
-			q.mu.Unlock()
-			signal(q.ready)
-			if more {
-				signal(q.room)
-			}
-			return true
-		}
+	q.mu.Lock()
+	for len(q.items)-q.head >= q.max {
+		q.puts++
 		q.mu.Unlock()
+		var ok bool
 		select {
 		case <-q.room:
+			ok = true
 		case <-done:
+		}
+		q.mu.Lock()
+		q.puts--
+		if !ok {
+			q.mu.Unlock()
 			return false
 		}
 	}
+	if q.items == nil {
+		q.items = q.small[:0]
+	} else if len(q.items) == cap(q.items) && q.head > 0 {
+		// Full storage with consumed slots in front: reuse them rather than grow.
+		k := copy(q.items, q.items[q.head:])
+		clear(q.items[k:])
+		q.items, q.head = q.items[:k], 0
+	}
+	q.items = append(q.items, m)
+	wakeGet := q.gets > 0
+	wakePut := q.puts > 0 && len(q.items)-q.head < q.max
+	q.mu.Unlock()
+	if wakeGet {
+		signal(q.ready)
+	}
+	if wakePut {
+		signal(q.room)
+	}
+	return true
 }
 
-// get removes the oldest message, if there is one.
+// get removes the oldest message. When there is none it returns false and counts the caller
+// as waiting on q.ready until it calls unwait.
 func (q *recvQueue) get() (Message, bool) {
 	q.mu.Lock()
 	if q.head == len(q.items) {
+		q.gets++
 		q.mu.Unlock()
 		return Message{}, false
 	}
@@ -71,12 +85,23 @@ func (q *recvQueue) get() (Message, bool) {
 	if !more {
 		q.items, q.head = nil, 0 // drop a burst's storage
 	}
+	wakeGet := more && q.gets > 0
+	wakePut := q.puts > 0
 	q.mu.Unlock()
-	signal(q.room)
-	if more {
+	if wakePut {
+		signal(q.room)
+	}
+	if wakeGet {
 		signal(q.ready)
 	}
 	return m, true
+}
+
+// unwait ends the wait a failed get started.
+func (q *recvQueue) unwait() {
+	q.mu.Lock()
+	q.gets--
+	q.mu.Unlock()
 }
 
 func signal(ch chan struct{}) {

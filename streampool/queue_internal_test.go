@@ -26,6 +26,7 @@ func TestRecvQueueKeepsOrderAndDropsStorageWhenDrained(t *testing.T) {
 		}
 		_, ok := q.get()
 		require.False(t, ok)
+		q.unwait()
 		require.Nil(t, q.items, "drained: the burst's storage is dropped")
 	}
 }
@@ -78,6 +79,9 @@ func TestRecvQueueBoundBlocksPutUntilGetOrDone(t *testing.T) {
 	}
 	_, ok = q.get()
 	require.False(t, ok)
+	q.unwait()
+	require.Zero(t, q.gets)
+	require.Zero(t, q.puts)
 }
 
 // Many readers and many receivers: every message arrives exactly once, and no waiter sleeps
@@ -123,7 +127,9 @@ func TestRecvQueueManyPuttersManyGetters(t *testing.T) {
 				}
 				select {
 				case <-q.ready:
+					q.unwait()
 				case <-finished:
+					q.unwait()
 				case <-time.After(10 * time.Second):
 					t.Error("a receiver slept through a message")
 					return
@@ -141,4 +147,5 @@ func TestRecvQueueManyPuttersManyGetters(t *testing.T) {
 		seen[k] = true
 	}
 	require.Len(t, seen, putters*perPutter)
+	require.Zero(t, q.gets, "every wait ended")
 }
