@@ -67,9 +67,10 @@ func closeTransport(tr *quic.Transport) error {
 	return err
 }
 
-// dialSocket picks the socket a dial to raddr leaves from: a listener's socket bound to the
-// address the kernel routes raddr from, else a wildcard listener's socket of a family that can
-// reach raddr, else the shared dial socket. release, when not nil, is called once the dialed
+// dialSocket picks the socket a dial to raddr leaves from: a listener's socket bound to raddr
+// itself or to the address the kernel routes raddr from (loopback to loopback needs no
+// lookup), else a wildcard listener's socket of a family that can reach raddr, else the shared
+// dial socket. release, when not nil, is called once the dialed
 // connection (or the failed dial) no longer needs the listener's socket.
 func (c *Core) dialSocket(raddr *net.UDPAddr) (tr *quic.Transport, release func(), err error) {
 	c.mu.Lock()
@@ -118,7 +119,7 @@ func (c *Core) removeListener(l *listener) {
 	c.mu.Unlock()
 }
 
-// family is the address family a wildcard socket sends to.
+// family is which destinations a listener's socket can send to.
 type family uint8
 
 const (
