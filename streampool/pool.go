@@ -1,11 +1,13 @@
 package streampool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,11 +183,18 @@ func (p *Pool) Drain(ctx context.Context) error {
 // Close stops the pool's goroutines and waits for them. It does not close the connection.
 func (p *Pool) Close() error {
 	p.cancel()
+	// p.mu is not held while calling into the connection: a pushing stream calls back into
+	// the pool with the connection's state locked (pushReader), so the lock order is
+	// connection, then pool.
 	p.mu.Lock()
+	streams := make([]session.ReceiveStream, 0, len(p.streams))
 	for rs := range p.streams {
-		rs.CancelRead(CodePoolClosed)
+		streams = append(streams, rs)
 	}
 	p.mu.Unlock()
+	for _, rs := range streams {
+		rs.CancelRead(CodePoolClosed)
+	}
 	for _, s := range p.senders {
 		s.close(errPoolClosed)
 	}
@@ -207,24 +216,48 @@ func (p *Pool) acceptLoop() {
 			return
 		}
 		p.streams[rs] = struct{}{}
-		p.wg.Add(1)
+		p.wg.Add(1) // released by whoever ends the stream: streamDone
 		p.mu.Unlock()
-		go p.readLoop(rs)
+		if ps, ok := rs.(session.PushReceiveStream); ok {
+			ps.Push(&pushReader{p: p, rs: rs, dec: framing.NewDecoder(p.cfg.maxMessage())})
+		} else {
+			go p.readLoop(rs, nil, nil, nil)
+		}
 	}
 }
 
-// readLoop delivers one inbound stream's messages until it ends. A message cut off by a reset
-// or a closed connection is discarded, never delivered in part.
-func (p *Pool) readLoop(rs session.ReceiveStream) {
-	defer p.wg.Done()
-	defer func() {
-		p.mu.Lock()
-		delete(p.streams, rs)
-		p.mu.Unlock()
-	}()
-	r := framing.NewReader(rs, p.cfg.maxMessage())
+// streamDone forgets an inbound stream that ended.
+func (p *Pool) streamDone(rs session.ReceiveStream) {
+	p.mu.Lock()
+	delete(p.streams, rs)
+	p.mu.Unlock()
+	p.wg.Done()
+}
+
+// readLoop delivers one inbound stream's messages until it ends. A pushReader hands a
+// stream over with the messages the queue had no room for (first) and the bytes it took of
+// the next one (partial), or with the error that stopped it (a message too large). A message
+// cut off by a reset or a closed connection is discarded, never delivered in part.
+func (p *Pool) readLoop(rs session.ReceiveStream, first []Message, partial []byte, stopped error) {
+	defer p.streamDone(rs)
+	var src io.Reader = rs
+	if len(partial) > 0 {
+		src = io.MultiReader(bytes.NewReader(partial), rs)
+	}
+	r := framing.NewReader(src, p.cfg.maxMessage())
+	for i, m := range first {
+		if !p.queue.put(m, p.ctx.Done()) {
+			p.keepLeftovers(first[i:], r, stopped == nil)
+			return
+		}
+	}
 	for {
-		msg, transfer, err := r.ReadMessageTransfer()
+		var msg []byte
+		var transfer time.Duration
+		err := stopped
+		if err == nil {
+			msg, transfer, err = r.ReadMessageTransfer()
+		}
 		if err != nil {
 			if errors.Is(err, framing.ErrTooLarge) {
 				p.refused.Add(1)
@@ -236,18 +269,18 @@ func (p *Pool) readLoop(rs session.ReceiveStream) {
 		}
 		m := Message{Data: msg, Transfer: transfer}
 		if !p.queue.put(m, p.ctx.Done()) {
-			p.keepLeftovers(m, r)
+			p.keepLeftovers([]Message{m}, r, true)
 			return
 		}
 	}
 }
 
-// keepLeftovers stores m and every whole message still buffered in r for Recv, so that a
-// close right after the peer's last message does not lose what already arrived.
-// The stream is closed or cancelled by now, so reads past the buffer fail at once.
-func (p *Pool) keepLeftovers(m Message, r *framing.Reader) {
-	kept := []Message{m}
-	for r.Buffered() > 0 {
+// keepLeftovers stores kept and, when more, every whole message still buffered in r or in
+// the stream for Recv, so that a close right after the peer's last message does not lose what already
+// arrived. The pool is stopping: after a closed connection a stream returns what it holds
+// and then fails, and Close cancels every stream still in p.streams, so reading ends.
+func (p *Pool) keepLeftovers(kept []Message, r *framing.Reader, more bool) {
+	for more {
 		msg, transfer, err := r.ReadMessageTransfer()
 		if err != nil {
 			break
@@ -257,4 +290,79 @@ func (p *Pool) keepLeftovers(m Message, r *framing.Reader) {
 	p.mu.Lock()
 	p.leftovers = append(p.leftovers, kept...)
 	p.mu.Unlock()
+}
+
+// pushReader parses the messages of a stream that pushes its data (session.PushReceiveStream,
+// the QMux core) on the connection's reading goroutine, straight into the receive queue: one
+// goroutine hand-off per message fewer than readLoop, and no goroutine per stream. Messages
+// are queued in batches, one lock per batch. When the queue is full, or a message is too
+// large, it hands the stream to a readLoop goroutine, which can wait: with the messages the
+// queue refused and the bytes taken of the next message.
+//
+// Its methods run with the connection's state locked: they must not call the stream.
+type pushReader struct {
+	p   *Pool
+	rs  session.ReceiveStream
+	dec *framing.Decoder
+
+	batch   [pushBatch]Message // messages parsed and not yet queued
+	nbatch  int
+	pending []Message // messages the queue had no room for; the stream is handed over
+}
+
+// pushBatch is how many messages a pushReader parses before it queues them.
+const pushBatch = 16
+
+// PushData implements session.PushHandler.
+func (r *pushReader) PushData(data []byte, fin bool) (int, bool) {
+	n, err := r.dec.Feed(data, r.emit)
+	if r.pending == nil {
+		r.flush()
+	}
+	switch {
+	case r.pending != nil || err != nil:
+		// The decoder may hold the start of the message after the last one queued: the
+		// readLoop parses it first.
+		var partial []byte
+		if err == nil {
+			partial = r.dec.Detach()
+		}
+		go r.p.readLoop(r.rs, r.pending, partial, err)
+		return n, false
+	case fin:
+		// Every whole message is queued; one cut off by the FIN is discarded.
+		r.p.streamDone(r.rs)
+		return n, false
+	}
+	return n, true
+}
+
+// emit collects a message, queueing the batch when it is full. It returns false, stopping
+// the decoder at this message's end, when the queue had no room.
+func (r *pushReader) emit(msg []byte, transfer time.Duration) bool {
+	r.batch[r.nbatch] = Message{Data: msg, Transfer: transfer}
+	r.nbatch++
+	if r.nbatch < pushBatch {
+		return true
+	}
+	return r.flush()
+}
+
+// flush queues the batch, keeping in r.pending what did not fit.
+func (r *pushReader) flush() bool {
+	b := r.batch[:r.nbatch]
+	k := r.p.queue.putSome(b)
+	if k < len(b) {
+		r.pending = slices.Clone(b[k:])
+	}
+	clear(b)
+	r.nbatch = 0
+	return r.pending == nil
+}
+
+// PushEnded implements session.PushHandler: a reset, CancelRead or a closed connection.
+// Whole messages are in the queue already (a batch is queued before PushData returns); a
+// partial one is discarded.
+func (r *pushReader) PushEnded(error) {
+	r.p.streamDone(r.rs)
 }

@@ -48,15 +48,7 @@ func (q *recvQueue) put(m Message, done <-chan struct{}) bool {
 			return false
 		}
 	}
-	if q.items == nil {
-		q.items = q.small[:0]
-	} else if len(q.items) == cap(q.items) && q.head > 0 {
-		// Full storage with consumed slots in front: reuse them rather than grow.
-		k := copy(q.items, q.items[q.head:])
-		clear(q.items[k:])
-		q.items, q.head = q.items[:k], 0
-	}
-	q.items = append(q.items, m)
+	q.appendLocked(m)
 	wakeGet := q.gets > 0
 	wakePut := q.puts > 0 && len(q.items)-q.head < q.max
 	q.mu.Unlock()
@@ -67,6 +59,34 @@ func (q *recvQueue) put(m Message, done <-chan struct{}) bool {
 		signal(q.room)
 	}
 	return true
+}
+
+// putSome appends as many of ms as there is room for, in order, and returns how many.
+func (q *recvQueue) putSome(ms []Message) int {
+	q.mu.Lock()
+	k := min(len(ms), q.max-(len(q.items)-q.head))
+	for _, m := range ms[:k] {
+		q.appendLocked(m)
+	}
+	wakeGet := k > 0 && q.gets > 0
+	q.mu.Unlock()
+	if wakeGet {
+		signal(q.ready)
+	}
+	return k
+}
+
+// appendLocked adds m at the tail; the caller checked there is room.
+func (q *recvQueue) appendLocked(m Message) {
+	if q.items == nil {
+		q.items = q.small[:0]
+	} else if len(q.items) == cap(q.items) && q.head > 0 {
+		// Full storage with consumed slots in front: reuse them rather than grow.
+		k := copy(q.items, q.items[q.head:])
+		clear(q.items[k:])
+		q.items, q.head = q.items[:k], 0
+	}
+	q.items = append(q.items, m)
 }
 
 // get removes the oldest message. When there is none it returns false and counts the caller

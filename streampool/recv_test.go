@@ -110,3 +110,60 @@ func TestRecvTransferDuration(t *testing.T) {
 		require.Positive(t, m.Transfer)
 	})
 }
+
+// A receiver whose queue keeps filling up gets every message, whole and in order, whatever
+// the sizes: the reader that waits for room (and, on QMux, the hand-over from parsing on the
+// connection's goroutine to a reading goroutine) loses nothing and splits nothing.
+func TestRecvSlowReceiverGetsEveryMessageInOrder(t *testing.T) {
+	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
+		p := sessiontest.Connect(t, f, nil, nil)
+		sender := newPool(t, p.Client, streampool.Config{})
+		receiver := newPool(t, p.Server, streampool.Config{ReceiveQueue: 2})
+		ctx := testCtx(t, 20*time.Second)
+		sizes := []int{9, 300, 5000, 70_000, 8, 17, 16 << 10, 100}
+		const n = 400
+
+		errc := make(chan error, 1)
+		go func() {
+			for i := range n {
+				if err := sender.Send(ctx, payload(uint64(i), sizes[i%len(sizes)])); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+		for i := range n {
+			if i%50 == 0 {
+				time.Sleep(20 * time.Millisecond) // let the queue fill
+			}
+			require.Equal(t, uint64(i), recvSeq(t, ctx, receiver, sizes[i%len(sizes)]))
+		}
+		require.NoError(t, <-errc)
+	})
+}
+
+// Messages queued behind a full queue before a message too large are delivered, and then the
+// refusal counted.
+func TestRecvRefusesTooLargeBehindFullQueue(t *testing.T) {
+	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
+		p := sessiontest.Connect(t, f, nil, nil)
+		receiver := newPool(t, p.Server, streampool.Config{ReceiveQueue: 1, MaxMessageSize: 100})
+		ctx := testCtx(t, 10*time.Second)
+
+		var b []byte
+		for i := range 3 {
+			b = append(b, frame(payload(uint64(i), 50))...)
+		}
+		b = binary.BigEndian.AppendUint32(b, 101)
+		st, err := p.Client.OpenUniStream(ctx)
+		require.NoError(t, err)
+		_, err = st.Write(b)
+		require.NoError(t, err)
+		time.Sleep(100 * time.Millisecond) // all of it reaches the receiver, queue full
+		for i := range 3 {
+			require.Equal(t, uint64(i), recvSeq(t, ctx, receiver, 50))
+		}
+		require.Eventually(t, func() bool { return receiver.Refused() == 1 }, 5*time.Second, time.Millisecond)
+	})
+}

@@ -331,6 +331,7 @@ func (c *conn) closeLocked(err *session.CloseError, frame wire.Frame) {
 	for _, s := range c.streams {
 		signal(s.wSignal)
 		signal(s.rSignal)
+		s.endPushLocked(err)
 	}
 	signal(c.acceptSig[0])
 	signal(c.acceptSig[1])
@@ -764,6 +765,8 @@ func (c *conn) handleStreamLocked(f *wire.StreamFrame, owned *[]byte) {
 		// The application stopped reading: discard, returning the credit.
 		s.readOff += n
 		c.consumedConn(n)
+	} else if s.push != nil {
+		c.pushLocked(s, f.Data, &owned)
 	} else if n > 0 {
 		data := f.Data
 		m := 0
@@ -827,6 +830,7 @@ func (c *conn) handleResetLocked(f *wire.ResetStreamFrame) {
 	if s.recvErr == nil {
 		s.recvErr = &session.StreamResetError{StreamID: int64(s.id), Code: session.StreamErrorCode(f.ErrorCode), Remote: true}
 		s.dropChunks()
+		s.endPushLocked(s.recvErr)
 	}
 	s.readOff += unsent
 	c.consumedConn(unsent)

@@ -77,6 +77,7 @@ type stream struct {
 	recvErr    error
 	rDeadline  time.Time
 	rSignal    chan struct{}
+	push       session.PushHandler // takes arriving data instead of chunks and Read (Push)
 
 	accepted bool // handed to the application (peer-initiated streams)
 	done     bool // removed from the connection
@@ -142,9 +143,10 @@ type recvHandle struct{ s *stream }
 type bidiHandle struct{ s *stream }
 
 var (
-	_ session.SendStream    = sendHandle{}
-	_ session.ReceiveStream = recvHandle{}
-	_ session.Stream        = bidiHandle{}
+	_ session.SendStream        = sendHandle{}
+	_ session.ReceiveStream     = recvHandle{}
+	_ session.PushReceiveStream = recvHandle{}
+	_ session.Stream            = bidiHandle{}
 )
 
 func (h sendHandle) StreamID() int64                          { return int64(h.s.id) }
@@ -156,6 +158,7 @@ func (h recvHandle) StreamID() int64                          { return int64(h.s
 func (h recvHandle) Read(p []byte) (int, error)               { return h.s.read(p) }
 func (h recvHandle) CancelRead(code session.StreamErrorCode)  { h.s.cancelRead(uint64(code)) }
 func (h recvHandle) SetReadDeadline(t time.Time) error        { return h.s.setReadDeadline(t) }
+func (h recvHandle) Push(p session.PushHandler)               { h.s.setPush(p) }
 func (h bidiHandle) StreamID() int64                          { return int64(h.s.id) }
 func (h bidiHandle) Write(p []byte) (int, error)              { return h.s.write(p) }
 func (h bidiHandle) Close() error                             { return h.s.closeSend() }
@@ -420,6 +423,7 @@ func (s *stream) cancelRead(code uint64) {
 	}
 	s.recvErr = &session.StreamResetError{StreamID: int64(s.id), Code: session.StreamErrorCode(code)}
 	s.dropChunks()
+	s.endPushLocked(s.recvErr)
 	if !s.finKnown {
 		// Ask the peer to stop; it answers with RESET_STREAM, which settles the final size.
 		c.ctrl = append(c.ctrl, &wire.StopSendingFrame{StreamID: s.id, ErrorCode: code})
@@ -453,4 +457,79 @@ func (s *stream) setReadDeadline(t time.Time) error {
 	s.c.mu.Unlock()
 	signal(s.rSignal)
 	return nil
+}
+
+// setPush implements PushReceiveStream.Push: data buffered so far goes to h at once (data
+// that arrived before a close included, as Read would return it), then handleStreamLocked
+// passes h each STREAM frame's data.
+func (s *stream) setPush(h session.PushHandler) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.recvErr != nil {
+		h.PushEnded(s.recvErr)
+		return
+	}
+	for len(s.chunks) > 0 {
+		b := (*s.chunks[0])[s.head:]
+		fin := len(s.chunks) == 1 && s.finKnown
+		taken, more := h.PushData(b, fin)
+		s.readOff += uint64(taken)
+		c.consumed(s, uint64(taken))
+		if taken < len(b) {
+			s.head += taken
+			return
+		}
+		*s.chunks[0] = (*s.chunks[0])[:0]
+		chunkPool.Put(s.chunks[0])
+		s.chunks[0] = nil
+		s.chunks, s.head = s.chunks[1:], 0
+		if fin || !more {
+			c.streamMaybeDone(s)
+			return
+		}
+	}
+	s.chunks = nil
+	switch {
+	case s.finKnown:
+		// Everything up to the FIN was read or pushed: only the FIN is left to pass on.
+		h.PushData(nil, true)
+		c.streamMaybeDone(s)
+	case c.closeErr != nil:
+		h.PushEnded(c.closeErr)
+	default:
+		s.push = h
+	}
+}
+
+// pushLocked passes a STREAM frame's data to the stream's push handler. What the handler
+// does not take stays for Read (in owned, the frame's receive chunk, when there is one); the
+// stream stops pushing when the handler wants no more or the FIN went with the data.
+func (c *conn) pushLocked(s *stream, data []byte, owned **[]byte) {
+	fin := s.finKnown && s.recvOff == s.finalSize
+	taken, more := s.push.PushData(data, fin)
+	s.readOff += uint64(taken)
+	c.consumed(s, uint64(taken))
+	if taken == len(data) {
+		if !more || fin {
+			s.push = nil
+		}
+		return
+	}
+	s.push = nil
+	if *owned != nil {
+		s.head = taken
+		s.chunks = append(s.chunks, *owned)
+		*owned = nil
+		return
+	}
+	s.appendData(data[taken:])
+}
+
+// endPushLocked tells the push handler, if any, that the receive side ended with err.
+func (s *stream) endPushLocked(err error) {
+	if h := s.push; h != nil {
+		s.push = nil
+		h.PushEnded(err)
+	}
 }

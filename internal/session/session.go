@@ -119,6 +119,33 @@ type ReceiveStream interface {
 	SetReadDeadline(t time.Time) error
 }
 
+// PushReceiveStream is a ReceiveStream that can hand arriving data to a consumer on the
+// goroutine that received it from the network, instead of buffering it for a Read. A
+// consumer that turns bytes into messages (the stream pool) thereby saves a goroutine
+// hand-off per message. The QMux core implements it; quic-go's streams do not.
+type PushReceiveStream interface {
+	ReceiveStream
+	// Push installs h: data already buffered is passed to h at once, then data as it
+	// arrives, until h takes less than it was given (the rest, and everything after it, is
+	// left for Read) or the receive side ends. Push must be called at most once, before any
+	// Read, and h's methods must not call into the stream or its connection: they run with
+	// the connection's state locked.
+	Push(h PushHandler)
+}
+
+// PushHandler consumes a stream's data for PushReceiveStream.
+type PushHandler interface {
+	// PushData passes the stream's next bytes, fin when they are its last. data is only
+	// valid during the call. PushData returns how many bytes it took and whether it takes
+	// more: once it returns false, or took fewer than len(data), the pushing ends for good,
+	// and the bytes not taken (with the FIN) stay for Read.
+	PushData(data []byte, fin bool) (taken int, more bool)
+	// PushEnded reports that the receive side ended other than by a FIN passed to PushData:
+	// the peer reset the stream, CancelRead was called, or the connection closed. It is
+	// called at most once, and never after the pushing ended.
+	PushEnded(err error)
+}
+
 // Stream is a bidirectional stream.
 type Stream interface {
 	SendStream

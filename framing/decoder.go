@@ -1,0 +1,129 @@
+package framing
+
+import (
+	"encoding/binary"
+	"time"
+)
+
+// Decoder parses length-prefixed messages from bytes pushed to it, for a receiver that is
+// handed data as it arrives (a callback on the goroutine that received it) rather than
+// reading it from an [io.Reader]. It enforces the same limit as a [Reader] and, like it,
+// sizes a payload buffer by the bytes that arrived, not by the header's claim.
+//
+// A Decoder is not safe for concurrent use.
+type Decoder struct {
+	max uint32
+
+	hdr  [HeaderSize]byte
+	nhdr int // bytes of hdr received
+
+	msg      []byte    // the payload being assembled: len received, cap allocated
+	size     int       // the payload's length, from its header
+	inMsg    bool      // a header was complete and its payload is not
+	headerAt time.Time // when the header of an incomplete payload was complete
+	err      error     // sticky
+}
+
+// NewDecoder returns a Decoder that rejects messages longer than maxSize bytes with a
+// [*TooLargeError]; 0 means [DefaultMaxMessageSize].
+func NewDecoder(maxSize uint32) *Decoder {
+	return &Decoder{max: effectiveMax(maxSize)}
+}
+
+// Feed parses data and calls emit with each message completed by it, in order: msg is a new
+// slice the receiver owns; transfer is how long the payload took to arrive after its length
+// (zero, without a clock read, when both came in the same Feed).
+//
+// If emit returns false, Feed stops right after that message and returns the bytes consumed
+// up to its end: the Decoder is then at a message boundary, so the rest of the stream can be
+// parsed by whatever takes over (a [Reader] over the remaining bytes). Otherwise it consumes
+// all of data.
+//
+// A header announcing more than the limit makes Feed return a [*TooLargeError], after
+// consuming the header; the error is sticky.
+func (d *Decoder) Feed(data []byte, emit func(msg []byte, transfer time.Duration) bool) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	n := 0
+	for n < len(data) {
+		if !d.inMsg {
+			// Header: fast path when all four bytes are here and none are held.
+			var size uint32
+			if d.nhdr == 0 && len(data)-n >= HeaderSize {
+				size = binary.BigEndian.Uint32(data[n:])
+				n += HeaderSize
+			} else {
+				k := copy(d.hdr[d.nhdr:], data[n:])
+				d.nhdr += k
+				n += k
+				if d.nhdr < HeaderSize {
+					return n, nil
+				}
+				d.nhdr = 0
+				size = binary.BigEndian.Uint32(d.hdr[:])
+			}
+			if size > d.max {
+				d.err = &TooLargeError{Size: uint64(size), Max: uint64(d.max)}
+				return n, d.err
+			}
+			d.size = int(size)
+			if rest := len(data) - n; rest >= d.size {
+				// The whole payload is here: one exact allocation.
+				msg := make([]byte, d.size)
+				n += copy(msg, data[n:])
+				if !emit(msg, 0) {
+					return n, nil
+				}
+				continue
+			}
+			d.inMsg = true
+			d.headerAt = time.Now()
+			d.msg = make([]byte, 0, min(d.size, max(len(data)-n, initialPayloadAlloc)))
+		}
+		take := min(d.size-len(d.msg), len(data)-n)
+		d.msg = growPayload(d.msg, take, d.size)
+		d.msg = append(d.msg, data[n:n+take]...)
+		n += take
+		if len(d.msg) < d.size {
+			return n, nil
+		}
+		msg, transfer := d.msg, time.Since(d.headerAt)
+		d.msg, d.inMsg = nil, false
+		if !emit(msg, transfer) {
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+// AtBoundary reports whether the bytes fed so far end exactly at a message boundary: when
+// the stream ends there, it ended cleanly.
+func (d *Decoder) AtBoundary() bool {
+	return d.err == nil && !d.inMsg && d.nhdr == 0
+}
+
+// Pending returns how many bytes of an incomplete message the Decoder has taken, its
+// length prefix included.
+func (d *Decoder) Pending() int {
+	if d.inMsg {
+		return HeaderSize + len(d.msg)
+	}
+	return d.nhdr
+}
+
+// Detach returns the bytes of an incomplete message the Decoder has taken, its length
+// prefix included, and resets the Decoder to a message boundary: a [Reader] that takes over
+// the stream parses them first, then what follows in the stream.
+func (d *Decoder) Detach() []byte {
+	var b []byte
+	switch {
+	case d.inMsg:
+		b = binary.BigEndian.AppendUint32(make([]byte, 0, HeaderSize+len(d.msg)), uint32(d.size))
+		b = append(b, d.msg...)
+	case d.nhdr > 0:
+		b = append(b, d.hdr[:d.nhdr]...)
+	}
+	d.msg, d.inMsg, d.nhdr = nil, false, 0
+	return b
+}
