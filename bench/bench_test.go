@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"flag"
+	"runtime"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func BenchmarkCompare(b *testing.B) {
 			b.Run(c.Name+"/"+s.Name, func(b *testing.B) {
 				var v []float64
 				for b.Loop() {
+					runtime.GC() // as Run does: no system pays for the previous one's garbage
 					var err error
 					if v, err = c.Run(ctx, s, size); err != nil {
 						b.Fatal(err)

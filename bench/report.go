@@ -45,7 +45,12 @@ func Run(ctx context.Context, size Size, runs int, progress io.Writer) (*Report,
 	samples := make(map[key][]float64)
 	for r := range runs {
 		for _, c := range cases {
-			for _, s := range systems {
+			// Each run starts with a different system, so that no system always follows the
+			// same one, and each measurement starts with the previous one's garbage
+			// collected, so that no system pays for another's.
+			for k := range systems {
+				s := systems[(k+r)%len(systems)]
+				runtime.GC()
 				start := time.Now()
 				v, err := c.Run(ctx, s, size)
 				if err != nil {
