@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peerwire/peerwire/internal/qmux/wire"
@@ -45,7 +46,14 @@ type conn struct {
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	wg     sync.WaitGroup
+
+	// The reader and writer goroutines: ended is closed when both have returned, and then
+	// onEnded runs (the core forgets the connection) without a goroutine waiting for it.
+	running atomic.Int32
+	ended   chan struct{}
+	endMu   sync.Mutex
+	isEnded bool
+	onEnded func()
 
 	mu        sync.Mutex
 	closeErr  error // set once the connection is closing
@@ -131,10 +139,40 @@ func newConn(nc net.Conn, client bool, cfg *session.Config, state session.State)
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.state.Core = "qmux"
 	c.signalWriter() // our parameters go out at once, first
-	c.wg.Add(2)
+	c.ended = make(chan struct{})
+	c.running.Store(2)
 	go c.readLoop()
 	go c.writeLoop()
 	return c
+}
+
+// goroutineDone is deferred by the reader and the writer: the last one to return ends the
+// connection's life.
+func (c *conn) goroutineDone() {
+	if c.running.Add(-1) != 0 {
+		return
+	}
+	close(c.ended)
+	c.endMu.Lock()
+	f := c.onEnded
+	c.isEnded, c.onEnded = true, nil
+	c.endMu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// whenEnded arranges for f to run once the connection's goroutines have returned, at once if
+// they have. One f per connection.
+func (c *conn) whenEnded(f func()) {
+	c.endMu.Lock()
+	if !c.isEnded {
+		c.onEnded = f
+		c.endMu.Unlock()
+		return
+	}
+	c.endMu.Unlock()
+	f()
 }
 
 // waitParams waits for the peer's QX_TRANSPORT_PARAMETERS. On a client over TLS 1.3 this is
@@ -380,7 +418,7 @@ func (c *conn) transportFailed(err error) {
 // --- reading ------------------------------------------------------------------------------
 
 func (c *conn) readLoop() {
-	defer c.wg.Done()
+	defer c.goroutineDone()
 	defer close(c.readDone)
 	rr := wire.NewRecordReader(c.nc, wire.DefaultMaxRecordSize)
 	var p wire.Parser
@@ -942,7 +980,7 @@ var writeBuffers = sync.Pool{New: func() any {
 }}
 
 func (c *conn) writeLoop() {
-	defer c.wg.Done()
+	defer c.goroutineDone()
 	for {
 		<-c.wake
 		if !c.writeBurst() {

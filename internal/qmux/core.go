@@ -87,20 +87,20 @@ func (c *Core) Close() error {
 // track registers a connection so Close can end it; the core waits for its goroutines.
 func (c *Core) track(cn *conn) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		_ = cn.CloseWithError(session.CodeShutdown, "shutting down")
 		return net.ErrClosed
 	}
 	c.conns[cn] = struct{}{}
 	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		cn.wg.Wait()
+	c.mu.Unlock()
+	cn.whenEnded(func() {
 		c.mu.Lock()
 		delete(c.conns, cn)
 		c.mu.Unlock()
-	}()
+		c.wg.Done()
+	})
 	return nil
 }
 

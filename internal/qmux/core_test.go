@@ -334,3 +334,43 @@ func echoStream(ctx context.Context, c session.Conn, seed uint64, size int64) er
 	}
 	return nil
 }
+
+// A connection that ended is forgotten by its core without a goroutine per connection
+// waiting for it; Close ends and waits for those still open.
+func TestCoreForgetsEndedConnections(t *testing.T) {
+	cc, sc := tlsConfigs(t)
+	core, ln := listen(t, sc)
+	conns := func() int {
+		core.mu.Lock()
+		defer core.mu.Unlock()
+		return len(core.conns)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() {
+		for {
+			in, err := ln.Accept(ctx)
+			if err != nil {
+				return
+			}
+			_, _ = in.Accept(ctx)
+		}
+	}()
+	var open []session.Conn
+	for range 3 {
+		c, err := core.Dial(ctx, ln.Addr().String(), cc)
+		require.NoError(t, err)
+		open = append(open, c)
+	}
+	require.Eventually(t, func() bool { return conns() == 6 }, 5*time.Second, time.Millisecond, "both ends of 3 connections")
+
+	require.NoError(t, open[0].CloseWithError(0, ""))
+	require.Eventually(t, func() bool { return conns() == 4 }, 5*time.Second, time.Millisecond, "both ends of the closed one are forgotten")
+
+	require.NoError(t, core.Close())
+	require.Zero(t, conns())
+	for _, c := range open[1:] {
+		require.Error(t, c.Context().Err(), "Close ended the connection")
+		<-c.(*conn).ended
+	}
+}
