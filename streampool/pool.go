@@ -38,8 +38,10 @@ func (e *PeerRefusedError) Error() string {
 }
 
 // Pool sends and receives messages over one session connection. It is safe for concurrent
-// use. Its goroutines (one accepting streams, one per inbound stream) end when the connection
-// closes or Close is called.
+// use. Its goroutines end when the connection closes or Close is called: one accepting
+// streams, and one per inbound stream, except on a core whose streams push their data
+// (session.PushReceiveStream, QMux), where messages are parsed on the connection's reading
+// goroutine and a stream gets a goroutine only while the receive queue is full.
 type Pool struct {
 	conn    session.Conn
 	cfg     Config
