@@ -1000,10 +1000,17 @@ func (c *conn) writeInlineLocked() {
 	}
 	// Whatever came meanwhile (a close, other Writes, control frames), or is left (the
 	// backlog), is the writer's: its wake-ups during this write found the role taken.
-	if backlog || c.closeErr != nil || len(c.sendQ) > 0 || len(c.ctrl) > 0 || c.pingPending {
+	if c.writerHasWorkLocked() {
 		c.signalWriter()
 	}
 	c.mu.Unlock()
+}
+
+// writerHasWorkLocked reports whether the writer goroutine has anything to do: records to
+// write, a backlog to flush, or a close to finish.
+func (c *conn) writerHasWorkLocked() bool {
+	return len(c.sendQ) > 0 || len(c.ctrl) > 0 || c.pingPending || !c.paramsSent || c.closeErr != nil ||
+		c.sock != nil && c.sock.hasBacklog()
 }
 
 // writeBuffers recycles the writer's record buffers between bursts, so that an idle
@@ -1026,10 +1033,12 @@ func (c *conn) writeLoop() {
 // writeBurst writes until nothing is left to send (the backlog of an inline write
 // included), with a pooled buffer, holding the writing role throughout. It reports false
 // once the connection is finished. While a Write's caller holds the role it does nothing:
-// that caller wakes the writer again if it leaves anything.
+// that caller wakes the writer again if it leaves anything. Nor does it take the role for
+// a wake-up whose work an inline write did already, which would keep the next one from
+// writing inline.
 func (c *conn) writeBurst() bool {
 	c.mu.Lock()
-	if c.writing {
+	if c.writing || !c.writerHasWorkLocked() {
 		c.mu.Unlock()
 		return true
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -523,4 +524,86 @@ func TestSockAttemptReportsSocketErrors(t *testing.T) {
 		require.True(t, time.Now().Before(deadline))
 		time.Sleep(time.Millisecond)
 	}
+}
+
+func TestInlineWriteDoesNotAllocate(t *testing.T) {
+	// A steady-state request and answer over the Core, both written inline: the Writes
+	// allocate nothing, tls.Conn.Write and the socket included, but for the refill of
+	// sync.Pools (ours, crypto/tls's record buffers) that the profile's garbage collections
+	// empty. Counted on the Writes' call stacks: crypto/tls's reader allocates on its own
+	// (an io.Reader per record read), as it does under a plain tls.Conn.
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	cc, sc := tlsConfigs(t)
+	cc.MaxIncomingStreams, sc.MaxIncomingStreams = 4, 4
+	client, server := connect(t, cc, sc)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	cs, err := client.OpenStream(ctx)
+	require.NoError(t, err)
+	echoed := make(chan error, 1)
+	go func() {
+		ss, err := server.AcceptStream(ctx)
+		if err == nil {
+			_, err = io.Copy(ss, ss) // writes what it reads: inline answers
+		}
+		echoed <- err
+	}()
+	msg, buf := pattern(64, 1), make([]byte, 64)
+	round := func() {
+		_, err := cs.Write(msg)
+		require.NoError(t, err)
+		_, err = io.ReadFull(cs, buf)
+		require.NoError(t, err)
+	}
+	for range 100 {
+		round()
+	}
+	const runs = 1000
+	old := runtime.MemProfileRate
+	runtime.MemProfileRate = 1
+	defer func() { runtime.MemProfileRate = old }()
+	before := writeAllocs()
+	inlineBefore, _ := inlineStats(client.(*conn))
+	for range runs {
+		round()
+	}
+	allocs := writeAllocs() - before
+	inlineAfter, _ := inlineStats(client.(*conn))
+	require.Greater(t, inlineAfter-inlineBefore, runs*9/10, "the requests were written inline")
+	t.Logf("%d allocations on the Writes' call stacks in %d round trips", allocs, runs)
+	require.Less(t, float64(allocs)/(2*runs), 0.05, "allocations per Write")
+	require.NoError(t, cs.Close())
+	require.NoError(t, <-echoed)
+}
+
+// writeAllocs counts the allocations the memory profile recorded on stacks through
+// (*stream).write.
+func writeAllocs() int64 {
+	// The profile lags up to two garbage collections behind.
+	runtime.GC()
+	runtime.GC()
+	n, _ := runtime.MemProfile(nil, true)
+	recs := make([]runtime.MemProfileRecord, n+256)
+	n, ok := runtime.MemProfile(recs, true)
+	if !ok {
+		panic("the memory profile grew")
+	}
+	var total int64
+	for _, r := range recs[:n] {
+		frames := runtime.CallersFrames(r.Stack())
+		for {
+			f, more := frames.Next()
+			if f.Function == "github.com/peerwire/peerwire/internal/qmux.(*stream).write" {
+				total += r.AllocObjects
+
+				break
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	return total
 }
