@@ -35,8 +35,9 @@ const (
 
 // conn is a QMux connection over a reliable, ordered, secure byte stream (TLS in production,
 // net.Pipe in protocol tests). One goroutine reads the transport at all times (forward
-// progress: reads never wait on an application), one writes records; all state is guarded
-// by mu.
+// progress: reads never wait on an application); one writes records, the writer goroutine
+// or, for a small Write that finds it idle, the Write's caller (writeInlineLocked); all
+// state is guarded by mu.
 type conn struct {
 	nc     net.Conn
 	client bool
@@ -92,6 +93,16 @@ type conn struct {
 	sendQ      []*stream
 	wake       chan struct{}
 	paramsSent bool
+	// writing: a goroutine holds the writing role, the only one that packs records and
+	// writes them to the transport: the writer goroutine for a burst, or a stream Write's
+	// caller for one inline write (writeInlineLocked). Records go out in the order
+	// fillLocked makes them, whoever writes them.
+	writing bool
+	// sock is the transport's socket when it can attempt writes without blocking (over
+	// TCP), which inline writes need; nil otherwise (net.Pipe in protocol tests).
+	sock *sockConn
+	// For tests: inline writes made, and how many of them left bytes to the writer.
+	inlineWrites, inlineHandoffs int
 
 	// QX_PING.
 	pingSent, pingAcked uint64
@@ -105,6 +116,10 @@ type conn struct {
 	idleTimer       *time.Timer
 	keepTimer       *time.Timer
 	sentSinceRecv   bool // a send restarted the idle timer since the last receipt
+	// recvSinceSend: a record arrived since we last packed records (inlineLocked). Unlike
+	// sentSinceRecv it changes when records are packed, under mu, not after their write: an
+	// answer that arrives while our write is in progress comes after it.
+	recvSinceSend bool
 }
 
 var _ session.Conn = (*conn)(nil)
@@ -112,6 +127,7 @@ var _ session.Conn = (*conn)(nil)
 func newConn(nc net.Conn, client bool, cfg *session.Config, state session.State) *conn {
 	c := &conn{
 		nc:         nc,
+		sock:       sockOf(nc),
 		client:     client,
 		cfg:        cfg,
 		state:      state,
@@ -404,6 +420,10 @@ func (c *conn) protocolErrorLocked(code wire.TransportErrorCode, ft wire.FrameTy
 func (c *conn) transportFailed(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.transportFailedLocked(err)
+}
+
+func (c *conn) transportFailedLocked(err error) {
 	if c.closeErr != nil {
 		return
 	}
@@ -655,6 +675,7 @@ func (c *conn) activityLocked(sent bool) {
 		c.sentSinceRecv = true
 	} else {
 		c.sentSinceRecv = false
+		c.recvSinceSend = true
 		if c.keepTimer != nil {
 			c.keepTimer.Reset(c.keepAlive)
 		}
@@ -963,13 +984,76 @@ func (c *conn) streamMaybeDone(s *stream) {
 
 func (c *conn) signalWriter() { signal(c.wake) }
 
-// queueStream puts s in the send queue.
+// queueStream puts s in the send queue and wakes the writer.
 func (c *conn) queueStream(s *stream) {
+	c.enqueueLocked(s)
+	c.signalWriter()
+}
+
+// enqueueLocked puts s in the send queue.
+func (c *conn) enqueueLocked(s *stream) {
 	if !s.queued {
 		s.queued = true
 		c.sendQ = append(c.sendQ, s)
 	}
-	c.signalWriter()
+}
+
+// inlineLocked reports whether a small Write that just queued s should write the records
+// itself (writeInlineLocked) rather than wake the writer goroutine: the writer is idle,
+// s is all that is queued, and we received since we last sent. That last condition keeps
+// the writer for a stream of messages: a sender writing back to back would otherwise make
+// a transport write per message, while the writer, busy with one write, packs the messages
+// queued meanwhile into the next. A message that answers one received (request/response)
+// is the case that waits for the hand-off to the writer.
+func (c *conn) inlineLocked() bool {
+	return c.sock != nil && !c.writing && c.closeErr == nil && c.gotParams && c.paramsSent &&
+		c.recvSinceSend && len(c.sendQ) == 1
+}
+
+// writeInlineLocked writes, on the caller's goroutine, what the writer goroutine would write
+// next (one fillLocked), without ever blocking: the socket takes what it can at once and
+// the writer goroutine gets the rest (sockConn). Called with c.mu held and inlineLocked
+// true; returns with c.mu released. A transport error ends the connection as the writer's
+// would; the Write whose data this carries has succeeded all the same, as a buffered Write
+// does when the writer fails after it returned.
+func (c *conn) writeInlineLocked() {
+	c.writing = true
+	pb := writeBuffers.Get().(*[]byte)
+	buf := c.fillLocked((*pb)[:0])
+	c.mu.Unlock()
+	var err error
+	backlog := false
+	if len(buf) > 0 {
+		c.sock.beginTry()
+		_, err = c.nc.Write(buf)
+		backlog = c.sock.endTry()
+	}
+	*pb = buf[:0]
+	writeBuffers.Put(pb)
+	c.mu.Lock()
+	c.writing = false
+	c.inlineWrites++
+	if backlog {
+		c.inlineHandoffs++
+	}
+	if err != nil {
+		c.transportFailedLocked(err)
+	} else if len(buf) > 0 {
+		c.activityLocked(true)
+	}
+	// Whatever came meanwhile (a close, other Writes, control frames), or is left (the
+	// backlog), is the writer's: its wake-ups during this write found the role taken.
+	if c.writerHasWorkLocked() {
+		c.signalWriter()
+	}
+	c.mu.Unlock()
+}
+
+// writerHasWorkLocked reports whether the writer goroutine has anything to do: records to
+// write, a backlog to flush, or a close to finish.
+func (c *conn) writerHasWorkLocked() bool {
+	return len(c.sendQ) > 0 || len(c.ctrl) > 0 || c.pingPending || !c.paramsSent || c.closeErr != nil ||
+		c.sock != nil && c.sock.hasBacklog()
 }
 
 // writeBuffers recycles the writer's record buffers between bursts, so that an idle
@@ -989,9 +1073,20 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// writeBurst writes until nothing is left to send, with a pooled buffer. It reports false
-// once the connection is finished.
+// writeBurst writes until nothing is left to send (the backlog of an inline write
+// included), with a pooled buffer, holding the writing role throughout. It reports false
+// once the connection is finished. While a Write's caller holds the role it does nothing:
+// that caller wakes the writer again if it leaves anything. Nor does it take the role for
+// a wake-up whose work an inline write did already, which would keep the next one from
+// writing inline.
 func (c *conn) writeBurst() bool {
+	c.mu.Lock()
+	if c.writing || !c.writerHasWorkLocked() {
+		c.mu.Unlock()
+		return true
+	}
+	c.writing = true
+	c.mu.Unlock()
 	pb := writeBuffers.Get().(*[]byte)
 	defer writeBuffers.Put(pb)
 	for {
@@ -999,25 +1094,33 @@ func (c *conn) writeBurst() bool {
 		buf := c.fillLocked((*pb)[:0])
 		*pb = buf[:0]
 		closing := c.closeErr != nil
+		backlog := c.sock != nil && c.sock.hasBacklog()
+		if len(buf) == 0 && !closing && !backlog {
+			c.writing = false
+			c.mu.Unlock()
+			return true
+		}
 		c.mu.Unlock()
-		if len(buf) > 0 {
-			if _, err := c.nc.Write(buf); err != nil {
-				c.transportFailed(err)
-				c.shutdown()
-				return false
-			}
-			if !closing {
-				c.mu.Lock()
-				c.activityLocked(true)
-				c.mu.Unlock()
-			}
+		var err error
+		switch {
+		case len(buf) > 0:
+			_, err = c.nc.Write(buf) // after the backlog, which the socket writes first
+		case backlog:
+			err = c.sock.flush()
+		}
+		if err != nil {
+			c.transportFailed(err)
+			c.shutdown()
+			return false
+		}
+		if len(buf) > 0 && !closing {
+			c.mu.Lock()
+			c.activityLocked(true)
+			c.mu.Unlock()
 		}
 		if closing {
 			c.shutdown()
 			return false
-		}
-		if len(buf) == 0 {
-			return true
 		}
 	}
 }
@@ -1041,6 +1144,15 @@ func (c *conn) shutdown() {
 
 // fillLocked appends up to recordsPerWrite records of pending frames to buf.
 func (c *conn) fillLocked(buf []byte) []byte {
+	n := len(buf)
+	buf = c.fillRecordsLocked(buf)
+	if len(buf) > n {
+		c.recvSinceSend = false
+	}
+	return buf
+}
+
+func (c *conn) fillRecordsLocked(buf []byte) []byte {
 	if c.closeErr != nil && c.closeSent {
 		return buf
 	}

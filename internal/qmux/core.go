@@ -144,7 +144,7 @@ func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (sess
 	}
 	raddr := tcp.RemoteAddr()
 	v := &verified{}
-	tc := tls.Client(tcp, verifying(certs.ClientConfig(cfg.Credential, cfg.Trust, alpn), cfg, v, raddr))
+	tc := tls.Client(newSockConn(tcp), verifying(certs.ClientConfig(cfg.Credential, cfg.Trust, alpn), cfg, v, raddr))
 	if err := tc.HandshakeContext(hctx); err != nil {
 		_ = tcp.Close()
 		return nil, handshakeError(ctx, hctx, err, v, raddr, cfg)
@@ -367,9 +367,11 @@ func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
 	raddr := in.tcp.RemoteAddr()
 	v := &verified{}
 	tcfg := verifying(l.tls, cfg, v, raddr)
-	var nc net.Conn = in.tcp
+	// The socket under halfRTTConn: what sockConn keeps back for the writer goroutine is
+	// sealed records as they go on the wire, R0 and resealed records included.
+	var nc net.Conn = newSockConn(in.tcp)
 	if l.halfRTT != nil {
-		nc = withHalfRTTParams(in.tcp, tcfg, l.halfRTT)
+		nc = withHalfRTTParams(nc, tcfg, l.halfRTT)
 	}
 	tc := tls.Server(nc, tcfg)
 	if err := tc.HandshakeContext(hctx); err != nil {

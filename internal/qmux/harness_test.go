@@ -96,6 +96,13 @@ func startConn(t testing.TB, cfg *session.Config, client bool) (*conn, net.Conn)
 func newPeer(t testing.TB, cfg *session.Config, client bool) *peer {
 	t.Helper()
 	ours, theirs := net.Pipe()
+	return newPeerOn(t, cfg, client, ours, theirs)
+}
+
+// newPeerOn is newPeer over a byte stream of the test's: the conn runs on ours, the peer
+// on theirs.
+func newPeerOn(t testing.TB, cfg *session.Config, client bool, ours, theirs net.Conn) *peer {
+	t.Helper()
 	p := &peer{
 		t:      t,
 		c:      newConn(ours, client, cfg, session.State{}),

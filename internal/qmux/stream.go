@@ -177,9 +177,11 @@ var errWriteAfterClose = errors.New("qmux: write on a stream already closed for 
 // write hands p to the connection's writer. Small writes are copied into the stream's send
 // buffer and return at once (qmux: data is delivered once written to the transport, so data
 // in the buffer is as good as sent unless the stream or connection fails first); the writer
-// then packs everything buffered into as few records and transport writes as it can. A write
-// that does not fit waits for room; a large one (copyLimit or more) waits for the buffer to
-// empty and is then taken from the caller's slice without a copy.
+// then packs everything buffered into as few records and transport writes as it can. When
+// the writer is idle and this is all there is to send, the small write writes the record
+// itself instead, without ever blocking (conn.inlineLocked). A write that does not fit
+// waits for room; a large one (copyLimit or more) waits for the buffer to empty and is then
+// taken from the caller's slice without a copy.
 func (s *stream) write(p []byte) (int, error) {
 	c := s.c
 	c.mu.Lock()
@@ -205,7 +207,12 @@ func (s *stream) write(p []byte) (int, error) {
 	}
 	if len(p) < copyLimit {
 		s.bufferLocked(p)
-		c.queueStream(s)
+		c.enqueueLocked(s)
+		if c.inlineLocked() {
+			c.writeInlineLocked() // never blocks; releases c.mu
+			return total, nil
+		}
+		c.signalWriter()
 		c.mu.Unlock()
 		return total, nil
 	}
