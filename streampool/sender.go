@@ -236,10 +236,17 @@ func (s *sender) write(ctx context.Context, batch, large []byte) error {
 		s.stall = time.AfterFunc(timeout, s.cutStalled)
 		s.stall.Stop()
 	}
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { s.cut(st) })
-		defer stop()
-	}
+	// A write that waits is cut when ctx ends. Registering for that costs an allocation and a
+	// lock on ctx, shared with every other caller using it, so it is done only before a write
+	// that may wait: a stream that can tell (session.TryWriter) takes what it has room for at
+	// once, as most writes are.
+	tw, _ := st.(session.TryWriter)
+	var stop func() bool
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
 	segs := s.segs[:0]
 	if len(batch) > 0 {
 		segs = append(segs, batch)
@@ -253,6 +260,22 @@ func (s *sender) write(ctx context.Context, batch, large []byte) error {
 	for _, b := range segs {
 		for len(b) > 0 {
 			n := min(len(b), writeChunk)
+			if tw != nil && ctx.Err() == nil {
+				ok, err := tw.TryWrite(b[:n])
+				if err != nil {
+					if s.abandon(st, err) {
+						return errPoolClosed
+					}
+					return s.writeError(ctx, err, false, timeout)
+				}
+				if ok {
+					b = b[n:]
+					continue
+				}
+			}
+			if stop == nil && ctx.Done() != nil {
+				stop = context.AfterFunc(ctx, func() { s.cut(st) })
+			}
 			s.arm(st, timeout)
 			if ctx.Err() != nil {
 				s.cut(st)

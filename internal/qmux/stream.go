@@ -144,6 +144,8 @@ type bidiHandle struct{ s *stream }
 
 var (
 	_ session.SendStream        = sendHandle{}
+	_ session.TryWriter         = sendHandle{}
+	_ session.TryWriter         = bidiHandle{}
 	_ session.ReceiveStream     = recvHandle{}
 	_ session.PushReceiveStream = recvHandle{}
 	_ session.Stream            = bidiHandle{}
@@ -151,6 +153,7 @@ var (
 
 func (h sendHandle) StreamID() int64                          { return int64(h.s.id) }
 func (h sendHandle) Write(p []byte) (int, error)              { return h.s.write(p) }
+func (h sendHandle) TryWrite(p []byte) (bool, error)          { return h.s.tryWrite(p) }
 func (h sendHandle) Close() error                             { return h.s.closeSend() }
 func (h sendHandle) CancelWrite(code session.StreamErrorCode) { h.s.cancelWrite(uint64(code)) }
 func (h sendHandle) SetWriteDeadline(t time.Time) error       { return h.s.setWriteDeadline(t) }
@@ -161,6 +164,7 @@ func (h recvHandle) SetReadDeadline(t time.Time) error        { return h.s.setRe
 func (h recvHandle) Push(p session.PushHandler)               { h.s.setPush(p) }
 func (h bidiHandle) StreamID() int64                          { return int64(h.s.id) }
 func (h bidiHandle) Write(p []byte) (int, error)              { return h.s.write(p) }
+func (h bidiHandle) TryWrite(p []byte) (bool, error)          { return h.s.tryWrite(p) }
 func (h bidiHandle) Close() error                             { return h.s.closeSend() }
 func (h bidiHandle) CancelWrite(code session.StreamErrorCode) { h.s.cancelWrite(uint64(code)) }
 func (h bidiHandle) SetWriteDeadline(t time.Time) error       { return h.s.setWriteDeadline(t) }
@@ -206,14 +210,7 @@ func (s *stream) write(p []byte) (int, error) {
 		}
 	}
 	if len(p) < copyLimit {
-		s.bufferLocked(p)
-		c.enqueueLocked(s)
-		if c.inlineLocked() {
-			c.writeInlineLocked() // never blocks; releases c.mu
-			return total, nil
-		}
-		c.signalWriter()
-		c.mu.Unlock()
+		s.acceptLocked(p)
 		return total, nil
 	}
 	s.pending, s.external = p, true
@@ -235,6 +232,44 @@ func (s *stream) write(p []byte) (int, error) {
 			return n, err
 		}
 	}
+}
+
+// tryWrite implements session.TryWriter: a small write with room in the send buffer is taken
+// as write takes it; anything that would wait (no room, a large write, a past deadline, which
+// write reports) is left to write.
+func (s *stream) tryWrite(p []byte) (bool, error) {
+	c := s.c
+	c.mu.Lock()
+	if err := s.writeErrLocked(); err != nil {
+		c.mu.Unlock()
+		return false, err
+	}
+	if len(p) >= copyLimit || s.external || len(s.pending)+len(p) > sendBuffer ||
+		!s.wDeadline.IsZero() && !time.Now().Before(s.wDeadline) {
+		c.mu.Unlock()
+		return false, nil
+	}
+	if len(p) > 0 {
+		s.acceptLocked(p)
+		return true, nil
+	}
+	c.mu.Unlock()
+	return true, nil
+}
+
+// acceptLocked takes a small write that has room: into the send buffer, written by this
+// goroutine when the writer is idle (writeInlineLocked), else by the writer. Called with c.mu
+// held; releases it.
+func (s *stream) acceptLocked(p []byte) {
+	c := s.c
+	s.bufferLocked(p)
+	c.enqueueLocked(s)
+	if c.inlineLocked() {
+		c.writeInlineLocked() // never blocks; releases c.mu
+		return
+	}
+	c.signalWriter()
+	c.mu.Unlock()
 }
 
 // waitWriterLocked waits, with c.mu released, until the writer took data from s (or the

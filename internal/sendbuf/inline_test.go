@@ -169,3 +169,60 @@ func TestInlineWriteFailureIsReported(t *testing.T) {
 	require.ErrorIs(t, err, broken)
 	require.ErrorIs(t, s.Close(), broken)
 }
+
+// TryWrite takes a small write the buffer has room for, as Write does, and leaves to Write a
+// large one or one the buffer has no room for; it reports a failed stream's error.
+func TestTryWrite(t *testing.T) {
+	r := newRecorder()
+	block := make(chan struct{})
+	s := sendbuf.New(context.Background(), r)
+	defer s.CancelWrite(0)
+
+	ok, err := s.TryWrite([]byte("hello"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, err = s.TryWrite(nil)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Eventually(t, func() bool { _, data := r.snapshot(); return string(data) == "hello" }, 5*time.Second, time.Millisecond)
+
+	ok, err = s.TryWrite(make([]byte, sendbuf.CopyLimit))
+	require.NoError(t, err)
+	require.False(t, ok, "a large write is Write's")
+
+	// A stream that takes nothing more (the flusher's writes wait, inline writes under
+	// their short deadline time out): the buffer fills and TryWrite stops taking.
+	r.mu.Lock()
+	r.take = func([]byte) int { // called with r.mu held
+		if r.deadline.IsZero() {
+			<-block
+		}
+		return 0
+	}
+	r.mu.Unlock()
+	took := 0
+	for {
+		ok, err = s.TryWrite(make([]byte, 1000))
+		require.NoError(t, err)
+		if !ok {
+			break
+		}
+		took += 1000
+	}
+	require.Greater(t, took+1000, sendbuf.Size, "refused only when the buffer has no room")
+	// At most the flusher's batch in flight and a full buffer behind it.
+	require.LessOrEqual(t, took, 2*sendbuf.Size+1000)
+	close(block)
+}
+
+func TestTryWriteReportsFailure(t *testing.T) {
+	r := newRecorder()
+	r.fail = errors.New("broken")
+	s := sendbuf.New(context.Background(), r)
+	pause()
+	_, err := s.Write([]byte("x")) // inline: the stream's error
+	require.Error(t, err)
+	ok, err := s.TryWrite([]byte("y"))
+	require.False(t, ok)
+	require.Error(t, err)
+}

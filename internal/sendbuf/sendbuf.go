@@ -108,6 +108,33 @@ func (s *Stream) Write(p []byte) (int, error) {
 	if large {
 		return s.writeDirectLocked(p)
 	}
+	return s.acceptLocked(p)
+}
+
+// TryWrite implements session.TryWriter: a small write with room in the buffer is taken as
+// Write takes it; anything that would wait (no room, a large write, a direct write in
+// progress) is left to Write.
+func (s *Stream) TryWrite(p []byte) (bool, error) {
+	s.mu.Lock()
+	if err := s.writeErrLocked(); err != nil {
+		s.mu.Unlock()
+		return false, err
+	}
+	if s.canceled || s.direct || len(p) >= CopyLimit || len(s.buf)+len(p) > Size {
+		s.mu.Unlock()
+		return false, nil
+	}
+	if len(p) == 0 {
+		s.mu.Unlock()
+		return true, nil
+	}
+	_, err := s.acceptLocked(p)
+	return err == nil, err
+}
+
+// acceptLocked takes a small write that has room: written by the caller when the stream was
+// idle (writeInlineLocked), else buffered for the flusher. Called with s.mu held; unlocks it.
+func (s *Stream) acceptLocked(p []byte) (int, error) {
 	now := time.Since(epoch)
 	idle := now-s.last >= InlineGap
 	s.last = now

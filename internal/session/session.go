@@ -107,6 +107,18 @@ type SendStream interface {
 	SetWriteDeadline(t time.Time) error
 }
 
+// TryWriter is implemented by send streams that can tell a write they take at once from one
+// that would wait (both cores buffer small writes). For a write that cannot wait, the stream
+// pool then skips what only a waiting write needs: registering to interrupt it when the
+// caller's context ends, which costs an allocation and a lock on a context shared by every
+// caller.
+type TryWriter interface {
+	// TryWrite takes all of p and reports true when the stream can take it without
+	// waiting; otherwise it takes nothing and reports false, and Write is the way to wait.
+	// An error is the one Write would return (part of p may then have been taken).
+	TryWrite(p []byte) (ok bool, err error)
+}
+
 // ReceiveStream is the receiving half of a stream.
 type ReceiveStream interface {
 	// StreamID is the QUIC stream ID.
