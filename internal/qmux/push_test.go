@@ -48,10 +48,10 @@ func (r *recorder) PushEnded(err error) {
 	r.endedN++
 }
 
-func (r *recorder) snapshot() (data []byte, fin bool, ended error, endedN int) {
+func (r *recorder) snapshot() (data []byte, fin bool, endedN int, ended error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]byte(nil), r.data...), r.fin, r.ended, r.endedN
+	return append([]byte(nil), r.data...), r.fin, r.endedN, r.ended
 }
 
 // pushUni accepts the peer's next unidirectional stream and installs h.
@@ -79,7 +79,7 @@ func TestPushGivesBufferedThenArrivingDataAndFin(t *testing.T) {
 
 		p.sendStream(id, 30_000, data[30_000:], true)
 		synctest.Wait()
-		got, fin, ended, endedN := r.snapshot()
+		got, fin, endedN, ended := r.snapshot()
 		require.Equal(t, data, got)
 		require.True(t, fin)
 		require.Zero(t, endedN, "a FIN is not an end reported by PushEnded")
@@ -102,7 +102,7 @@ func TestPushOfStreamAlreadyFinished(t *testing.T) {
 		for _, want := range []string{"hi", ""} {
 			r := newRecorder()
 			pushUni(t, p.c, r)
-			got, fin, _, endedN := r.snapshot()
+			got, fin, endedN, _ := r.snapshot()
 			require.Equal(t, want, string(got))
 			require.True(t, fin)
 			require.Zero(t, endedN)
@@ -140,7 +140,7 @@ func TestPushHandlerTakingLessLeavesTheRestForRead(t *testing.T) {
 		p.sendStream(id, 10_000, data[10_000:40_000], false)
 		p.sendStream(id, 40_000, data[40_000:], true)
 		synctest.Wait()
-		got, _, _, endedN := r.snapshot()
+		got, _, endedN, _ := r.snapshot()
 		require.Equal(t, data[:20_000], got)
 		rest, err := readAll(t, s)
 		require.NoError(t, err, "Read returns the rest, then EOF")
@@ -183,7 +183,7 @@ func TestPushEndedByReset(t *testing.T) {
 		pushUni(t, p.c, r)
 		p.send(&wire.ResetStreamFrame{StreamID: id, ErrorCode: 0x42, FinalSize: 100})
 		synctest.Wait()
-		got, fin, ended, endedN := r.snapshot()
+		got, fin, endedN, ended := r.snapshot()
 		require.Equal(t, "partial", string(got))
 		require.False(t, fin)
 		require.Equal(t, 1, endedN)
@@ -203,7 +203,7 @@ func TestPushEndedByCancelRead(t *testing.T) {
 		r := newRecorder()
 		s := pushUni(t, p.c, r)
 		s.CancelRead(7)
-		_, _, ended, endedN := r.snapshot()
+		_, _, endedN, ended := r.snapshot()
 		require.Equal(t, 1, endedN)
 		var re *session.StreamResetError
 		require.ErrorAs(t, ended, &re)
@@ -224,7 +224,7 @@ func TestPushEndedByConnectionClose(t *testing.T) {
 		p.sendStream(id, 2, []byte("fore"), false)
 		p.send(&wire.ConnectionCloseFrame{IsApplication: true, ErrorCode: 3, Reason: []byte("bye")})
 		synctest.Wait()
-		got, _, ended, endedN := r.snapshot()
+		got, _, endedN, ended := r.snapshot()
 		require.Equal(t, "before", string(got))
 		require.Equal(t, 1, endedN)
 		var ce *session.CloseError
@@ -246,7 +246,7 @@ func TestPushAfterCloseGivesBufferedDataFirst(t *testing.T) {
 		synctest.Wait()
 		r := newRecorder()
 		s.(session.PushReceiveStream).Push(r)
-		got, fin, ended, endedN := r.snapshot()
+		got, fin, endedN, ended := r.snapshot()
 		require.Equal(t, "kept", string(got))
 		require.False(t, fin)
 		require.Equal(t, 1, endedN)
@@ -264,7 +264,7 @@ func TestPushOnCancelledStream(t *testing.T) {
 		s.CancelRead(1)
 		r := newRecorder()
 		s.(session.PushReceiveStream).Push(r)
-		got, _, ended, endedN := r.snapshot()
+		got, _, endedN, ended := r.snapshot()
 		require.Empty(t, got)
 		require.Equal(t, 1, endedN)
 		require.Error(t, ended)
