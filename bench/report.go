@@ -110,17 +110,34 @@ func (r *Report) Value(m, s string) (Result, bool) {
 
 // Ratio is the figure of system for metric relative to reference's in the same report: above
 // 1 means system is better, whatever the unit (latency and memory ratios are inverted). It is
-// missing when either figure is missing or not positive.
+// the median of the ratios taken within each run (the two systems measured a few seconds
+// apart), so that the machine's drift between runs does not enter it; a report without
+// per-run samples gives the ratio of the medians. It is missing when either figure is missing
+// or not positive.
 func (r *Report) Ratio(metric, system, reference string) (float64, bool) {
 	a, ok1 := r.Value(metric, system)
 	b, ok2 := r.Value(metric, reference)
 	if !ok1 || !ok2 || a.Value <= 0 || b.Value <= 0 {
 		return 0, false
 	}
-	if a.HigherIsBetter {
-		return a.Value / b.Value, true
+	ratio := func(x, y float64) float64 {
+		if a.HigherIsBetter {
+			return x / y
+		}
+		return y / x
 	}
-	return b.Value / a.Value, true
+	if len(a.Samples) > 0 && len(a.Samples) == len(b.Samples) {
+		var perRun []float64
+		for i, x := range a.Samples {
+			if y := b.Samples[i]; x > 0 && y > 0 {
+				perRun = append(perRun, ratio(x, y))
+			}
+		}
+		if len(perRun) > 0 {
+			return median(perRun), true
+		}
+	}
+	return ratio(a.Value, b.Value), true
 }
 
 // WriteTable prints two tables: every system's figures, then every comparison of a peerwire

@@ -47,6 +47,24 @@ func TestRatio(t *testing.T) {
 	require.False(t, ok)
 }
 
+// A ratio is the median of the ratios within each run, not the ratio of the medians: here
+// the system is as fast as the reference in two runs of three, and the machine got faster
+// between runs.
+func TestRatioIsTakenWithinEachRun(t *testing.T) {
+	rep := &Report{Runs: 3, Results: []Result{
+		{Metric: "m", System: "a", HigherIsBetter: true, Value: 300, Samples: []float64{100, 300, 900}},
+		{Metric: "m", System: "b", HigherIsBetter: true, Value: 200, Samples: []float64{100, 200, 900}},
+		{Metric: "l", System: "a", Value: 20, Samples: []float64{10, 20, 0}},
+		{Metric: "l", System: "b", Value: 20, Samples: []float64{20, 10, 5}},
+	}}
+	q, ok := rep.Ratio("m", "a", "b")
+	require.True(t, ok)
+	require.InDelta(t, 1.0, q, 1e-9, "per run 1, 1.5, 1; the medians would give 1.5")
+	q, ok = rep.Ratio("l", "a", "b")
+	require.True(t, ok)
+	require.InDelta(t, 1.25, q, 1e-9, "lower is better: per run 2 and 0.5 (the zero sample is skipped)")
+}
+
 func TestWriteTableNamesEverySystemMetricAndComparison(t *testing.T) {
 	var buf bytes.Buffer
 	require.NoError(t, syntheticReport().WriteTable(&buf))
