@@ -88,14 +88,33 @@ func BenchmarkSend256(b *testing.B) { benchmarkSend(b, 256) }
 func BenchmarkSend1MiB(b *testing.B) { benchmarkSend(b, 1<<20) }
 
 // BenchmarkSend256Parallel sends 256 B messages from 8×GOMAXPROCS goroutines at once:
-// msgs/write shows how many are coalesced into one stream write.
+// msgs/write shows how many are coalesced into one stream write. The senders' context is
+// context.Background() or one that can be cancelled (as callers' contexts mostly are), which
+// a Send waiting behind another's write must watch.
 func BenchmarkSend256Parallel(b *testing.B) {
 	const size = 256
 	for _, f := range sessiontest.Cores() {
-		b.Run(f.Name, func(b *testing.B) {
+		for _, cancellable := range []bool{false, true} {
+			name := f.Name + "/background"
+			if cancellable {
+				name = f.Name + "/cancellable"
+			}
+			b.Run(name, func(b *testing.B) { benchmarkSendParallel(b, f, size, cancellable) })
+		}
+	}
+}
+
+func benchmarkSendParallel(b *testing.B, f sessiontest.CoreFactory, size int, cancellable bool) {
+	{
+		{
 			bp := newBenchPair(b, f)
 			msg := payload(0, size)
 			ctx := context.Background()
+			if cancellable {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				defer cancel()
+			}
 			b.ReportAllocs()
 			var sent atomic.Int64
 			start := time.Now()
@@ -112,6 +131,6 @@ func BenchmarkSend256Parallel(b *testing.B) {
 			})
 			bp.waitReceived(b, sent.Load())
 			bp.report(b, sent.Load(), size, time.Since(start))
-		})
+		}
 	}
 }

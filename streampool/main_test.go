@@ -129,6 +129,21 @@ func (s *countingStream) Write(p []byte) (int, error) {
 	return s.SendStream.Write(p)
 }
 
+// TryWrite passes on the stream's own (both cores have it), so that the pool takes the same
+// path as over an unwrapped stream; with a delay, the stream is slow and the write waits. A
+// TryWrite that takes nothing is not a write.
+func (s *countingStream) TryWrite(p []byte) (bool, error) {
+	if s.c.delay > 0 {
+		return false, nil // a slow stream: the write waits
+	}
+	ok, err := s.SendStream.(session.TryWriter).TryWrite(p)
+	if ok {
+		s.c.writes.Add(1)
+	}
+	return ok, err
+}
+
+
 // gatedConn wraps a real connection; every Write on the send streams it opens first announces
 // itself on entered, then waits for a value on release before writing, until open is called.
 type gatedConn struct {
