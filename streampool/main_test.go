@@ -143,7 +143,6 @@ func (s *countingStream) TryWrite(p []byte) (bool, error) {
 	return ok, err
 }
 
-
 // gatedConn wraps a real connection; every Write on the send streams it opens first announces
 // itself on entered, then waits for a value on release before writing, until open is called.
 type gatedConn struct {
