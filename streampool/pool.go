@@ -352,6 +352,9 @@ func (r *pushReader) emit(msg []byte, transfer time.Duration) bool {
 
 // flush queues the batch, keeping in r.pending what did not fit.
 func (r *pushReader) flush() bool {
+	if r.nbatch == 0 {
+		return true // a record that completed no message: no lock to take
+	}
 	b := r.batch[:r.nbatch]
 	k := r.p.queue.putSome(b)
 	if k < len(b) {
