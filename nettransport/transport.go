@@ -169,15 +169,17 @@ func (t *transport) Dial(ctx context.Context, addr ma.Multiaddr, alpn []string, 
 // adopt wraps an established session in a Connection owned by the transport.
 func (t *transport) adopt(sc session.Conn, core Core, local identity.CertHash) (Connection, error) {
 	c := &connection{sc: sc, core: core, local: local, state: sc.State(), timeout: t.cfg.streamTimeout()}
+	// The pool exists before the connection is registered: Close, running concurrently on
+	// another goroutine, closes every registered connection and its pool.
+	c.pool = streampool.New(sc, t.poolConfig())
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		_ = sc.CloseWithError(session.CodeShutdown, "transport closed")
+		_ = c.CloseWithError(session.CodeShutdown, "transport closed")
 		return nil, ErrTransportClosed
 	}
 	t.conns[c] = struct{}{}
 	t.mu.Unlock()
-	c.pool = streampool.New(sc, t.poolConfig())
 	context.AfterFunc(sc.Context(), func() {
 		t.mu.Lock()
 		delete(t.conns, c)
