@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -160,6 +161,7 @@ func libp2pDialer(f libp2pFlavour) func(context.Context) (func(context.Context) 
 			srv.Close()
 			return nil, nil, err
 		}
+		acc := newAccepts()
 		var (
 			wg    sync.WaitGroup
 			mu    sync.Mutex
@@ -171,6 +173,7 @@ func libp2pDialer(f libp2pFlavour) func(context.Context) (func(context.Context) 
 				if err != nil {
 					return
 				}
+				acc.done(nil) // the listener returns a connection once it is upgraded
 				mu.Lock()
 				conns[c] = struct{}{}
 				mu.Unlock()
@@ -197,7 +200,7 @@ func libp2pDialer(f libp2pFlavour) func(context.Context) (func(context.Context) 
 			if err != nil {
 				return err
 			}
-			return c.Close()
+			return errors.Join(acc.wait(ctx), c.Close())
 		}
 		cleanup := func() {
 			_ = ln.Close()

@@ -214,6 +214,36 @@ func runHandshakes(ctx context.Context, s System, size Size) ([]float64, error) 
 	return []float64{float64(n) / time.Since(start).Seconds()}, nil
 }
 
+// accepts carries the listener side's outcome of each handshake to the dial that started it.
+// A dial of the handshakes case returns only once both ends hold the connection, so that the
+// handshakes are sequential, as the case says: without the wait, a reference's client
+// (crypto/tls, quic-go) returns at the end of its own half of the handshake, and the
+// listener's half (verifying the client's certificate) overlaps the next dial.
+type accepts chan error
+
+func newAccepts() accepts { return make(accepts, 16) }
+
+// done reports one listener-side handshake; it never blocks the listener.
+func (a accepts) done(err error) {
+	select {
+	case a <- err:
+	default:
+	}
+}
+
+// wait returns the outcome of the next listener-side handshake.
+func (a accepts) wait(ctx context.Context) error {
+	select {
+	case err := <-a:
+		if err != nil {
+			return fmt.Errorf("listener side: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // runIdleMemory connects IdleConns client nodes to one server node and reports the memory
 // the connections add, per connection end: live heap plus goroutine stacks, after garbage
 // collection. The nodes exist before the first measurement, so what a node costs without

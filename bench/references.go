@@ -198,13 +198,16 @@ func quicGoDialer(context.Context) (func(context.Context) error, func(), error) 
 		return nil, nil, err
 	}
 	tr := &quic.Transport{Conn: udp}
+	acc := newAccepts()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
+			// The listener returns a connection once its handshake completed.
 			c, err := ln.Accept(context.Background())
 			if err != nil {
 				return
 			}
+			acc.done(nil)
 			wg.Go(func() { <-c.Context().Done() })
 		}
 	})
@@ -213,7 +216,7 @@ func quicGoDialer(context.Context) (func(context.Context) error, func(), error) 
 		if err != nil {
 			return err
 		}
-		return c.CloseWithError(0, "")
+		return errors.Join(acc.wait(ctx), c.CloseWithError(0, ""))
 	}
 	return dial, func() { tr.Close(); udp.Close(); ln.Close(); wg.Wait() }, nil
 }
@@ -290,9 +293,9 @@ func (n *tcpNode) Connect(ctx context.Context, peer Node) (*Pair, error) {
 	return &Pair{Client: newStreamEndpoint(cc), Server: newStreamEndpoint(sc), Close: func() { cc.Close(); sc.Close() }}, nil
 }
 
-// tcpServe accepts connections on loopback, runs wrap on each and then discards what
-// arrives until the peer closes.
-func tcpServe(wrap func(net.Conn) error) (string, func(), error) {
+// tcpServe accepts connections on loopback, runs wrap on each, reports its outcome to acc
+// and then discards what arrives until the peer closes.
+func tcpServe(wrap func(net.Conn) error, acc accepts) (string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
@@ -306,7 +309,9 @@ func tcpServe(wrap func(net.Conn) error) (string, func(), error) {
 			}
 			wg.Go(func() {
 				defer c.Close()
-				if wrap(c) == nil {
+				err := wrap(c)
+				acc.done(err)
+				if err == nil {
 					_, _ = io.Copy(io.Discard, c)
 				}
 			})
@@ -330,12 +335,13 @@ func tcpDialer(useTLS bool) func(context.Context) (func(context.Context) error, 
 				return nil, nil, err
 			}
 		}
+		acc := newAccepts()
 		addr, cleanup, err := tcpServe(func(c net.Conn) error {
 			if stc == nil {
 				return nil
 			}
 			return tls.Server(c, stc).Handshake()
-		})
+		}, acc)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -347,6 +353,9 @@ func tcpDialer(useTLS bool) func(context.Context) (func(context.Context) error, 
 			}
 			if ctc != nil {
 				err = tls.Client(c, ctc).HandshakeContext(ctx)
+			}
+			if err == nil {
+				err = acc.wait(ctx)
 			}
 			return errors.Join(err, c.Close())
 		}, cleanup, nil

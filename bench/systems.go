@@ -256,6 +256,7 @@ func peerwireDialer(addr ma.Multiaddr) func(context.Context) (func(context.Conte
 			return nil, nil, err
 		}
 		actx, cancel := context.WithCancel(context.Background())
+		acc := newAccepts()
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			for {
@@ -264,7 +265,9 @@ func peerwireDialer(addr ma.Multiaddr) func(context.Context) (func(context.Conte
 					return
 				}
 				wg.Go(func() {
-					if c, err := in.Accept(actx); err == nil {
+					c, err := in.Accept(actx)
+					acc.done(err)
+					if err == nil {
 						<-c.Done()
 					}
 				})
@@ -275,7 +278,7 @@ func peerwireDialer(addr ma.Multiaddr) func(context.Context) (func(context.Conte
 			if err != nil {
 				return err
 			}
-			return c.CloseWithError(0, "")
+			return errors.Join(acc.wait(ctx), c.CloseWithError(0, ""))
 		}
 		cleanup := func() {
 			cancel()
