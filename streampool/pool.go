@@ -48,8 +48,15 @@ type Pool struct {
 	senders []*sender
 	next    atomic.Uint64
 
-	queue  *recvQueue
-	ctx    context.Context
+	queue *recvQueue
+	// driver is the connection when Recv may read it itself (QMux, session.ReadDriver);
+	// driveDone tells a driving Recv to stop: a message is queued, or the pool is closing.
+	driver    session.ReadDriver
+	driveDone func() bool
+	// driving counts Recvs reading the connection: a message a readLoop queues (not parsed
+	// by the reading goroutine itself) must interrupt them, or they would keep reading.
+	driving atomic.Int32
+	ctx       context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -76,6 +83,10 @@ func New(conn session.Conn, cfg Config) *Pool {
 		baseline: conn.StreamCapacity().Uni,
 	}
 	p.ctx, p.cancel = context.WithCancel(conn.Context())
+	if d, ok := conn.(session.ReadDriver); ok {
+		p.driver = d
+		p.driveDone = func() bool { return p.queue.nonEmpty() || p.ctx.Err() != nil }
+	}
 	p.senders = make([]*sender, cfg.sendStreams())
 	for i := range p.senders {
 		p.senders[i] = newSender(p)
@@ -110,6 +121,20 @@ func (p *Pool) Send(ctx context.Context, msg []byte) error {
 // still returned; after them Recv returns the *session.CloseError.
 func (p *Pool) Recv(ctx context.Context) (Message, error) {
 	for {
+		if m, ok := p.queue.tryGet(); ok {
+			return m, nil
+		}
+		// Nothing queued: on a connection that lets us (QMux), read it on this goroutine
+		// until a message is queued, so that the goroutine that parses the message is the
+		// one that returns it, rather than waking us.
+		if p.driver != nil && ctx.Err() == nil && p.ctx.Err() == nil {
+			p.driving.Add(1)
+			drove := p.driver.DriveRead(ctx, p.driveDone)
+			p.driving.Add(-1)
+			if drove {
+				continue
+			}
+		}
 		if m, ok := p.queue.get(); ok {
 			return m, nil
 		}
@@ -185,6 +210,9 @@ func (p *Pool) Drain(ctx context.Context) error {
 // Close stops the pool's goroutines and waits for them. It does not close the connection.
 func (p *Pool) Close() error {
 	p.cancel()
+	if p.driver != nil {
+		p.driver.InterruptRead() // a Recv reading the connection (driveDone sees the cancel)
+	}
 	// p.mu is not held while calling into the connection: a pushing stream calls back into
 	// the pool with the connection's state locked (pushReader), so the lock order is
 	// connection, then pool.
@@ -248,7 +276,7 @@ func (p *Pool) readLoop(rs session.ReceiveStream, first []Message, partial []byt
 	}
 	r := framing.NewReader(src, p.cfg.maxMessage())
 	for i, m := range first {
-		if !p.queue.put(m, p.ctx.Done()) {
+		if !p.put(m) {
 			p.keepLeftovers(first[i:], r, stopped == nil)
 			return
 		}
@@ -270,11 +298,24 @@ func (p *Pool) readLoop(rs session.ReceiveStream, first []Message, partial []byt
 			return
 		}
 		m := Message{Data: msg, Transfer: transfer}
-		if !p.queue.put(m, p.ctx.Done()) {
+		if !p.put(m) {
 			p.keepLeftovers([]Message{m}, r, true)
 			return
 		}
 	}
+}
+
+// put queues a message a readLoop parsed, waiting for room; false once the pool stopped. A
+// Recv reading the connection meanwhile stops, to return it: it does not see the message
+// arrive, as it sees those it parses itself.
+func (p *Pool) put(m Message) bool {
+	if !p.queue.put(m, p.ctx.Done()) {
+		return false
+	}
+	if p.driving.Load() > 0 {
+		p.driver.InterruptRead()
+	}
+	return true
 }
 
 // keepLeftovers stores kept and, when more, every whole message still buffered in r or in

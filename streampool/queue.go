@@ -89,6 +89,23 @@ func (q *recvQueue) appendLocked(m Message) {
 	q.items = append(q.items, m)
 }
 
+// tryGet removes the oldest message, if any, without counting the caller as waiting.
+func (q *recvQueue) tryGet() (Message, bool) {
+	q.mu.Lock()
+	if q.head == len(q.items) {
+		q.mu.Unlock()
+		return Message{}, false
+	}
+	return q.takeLocked()
+}
+
+// nonEmpty reports whether a message is queued.
+func (q *recvQueue) nonEmpty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.head < len(q.items)
+}
+
 // get removes the oldest message. When there is none it returns false and counts the caller
 // as waiting on q.ready until it calls unwait.
 func (q *recvQueue) get() (Message, bool) {
@@ -98,6 +115,11 @@ func (q *recvQueue) get() (Message, bool) {
 		q.mu.Unlock()
 		return Message{}, false
 	}
+	return q.takeLocked()
+}
+
+// takeLocked removes the oldest message, which exists, and unlocks q.
+func (q *recvQueue) takeLocked() (Message, bool) {
 	m := q.items[q.head]
 	q.items[q.head] = Message{}
 	q.head++

@@ -104,6 +104,24 @@ type conn struct {
 	// For tests: inline writes made, and how many of them left bytes to the writer.
 	inlineWrites, inlineHandoffs int
 
+	// Reading: one goroutine at a time reads the transport, the reader goroutine or a
+	// DriveRead caller (reader); see session.ReadDriver. rr and parser belong to it.
+	rr        *wire.RecordReader
+	parser    wire.Parser
+	reader    int
+	wantRead  bool  // a DriveRead caller found the reader goroutine reading
+	readWaits int   // goroutines waiting for what only reading brings (waitingForReadLocked)
+	readFail  error // a caller's read failed: the reader goroutine ends the reading with it
+	readEnded bool
+	// readerWake wakes the reader goroutine when the reading may be its own again.
+	readerWake chan struct{}
+	graceTimer *time.Timer
+	driveGen   uint64    // counts DriveRead calls, so that a late cut misses the next one
+	cut        bool      // a read deadline cuts the current caller's read off
+	linger     time.Time // the read deadline shutdown set, which a cut must not clear
+	// For tests: records read by DriveRead callers.
+	drivenRecords atomic.Int64
+
 	// QX_PING.
 	pingSent, pingAcked uint64
 	peerPing            uint64 // largest request received
@@ -122,7 +140,10 @@ type conn struct {
 	recvSinceSend bool
 }
 
-var _ session.Conn = (*conn)(nil)
+var (
+	_ session.Conn       = (*conn)(nil)
+	_ session.ReadDriver = (*conn)(nil)
+)
 
 func newConn(nc net.Conn, client bool, cfg *session.Config, state session.State) *conn {
 	c := &conn{
@@ -137,6 +158,7 @@ func newConn(nc net.Conn, client bool, cfg *session.Config, state session.State)
 		wake:       make(chan struct{}, 1),
 		acceptSig:  [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
 		readDone:   make(chan struct{}),
+		readerWake: make(chan struct{}, 1),
 		connWindow: min(initialConnWindow, cfg.ConnectionWindow()),
 		rtt:        time.Millisecond,
 	}
@@ -150,6 +172,7 @@ func newConn(nc net.Conn, client bool, cfg *session.Config, state session.State)
 		InitialMaxStreamsBidi:          uint64(cfg.IncomingStreams()),
 		InitialMaxStreamsUni:           uint64(cfg.IncomingUniStreams()),
 	}
+	c.rr = wire.NewRecordReader(nc, wire.DefaultMaxRecordSize)
 	c.recvMax = c.local.InitialMaxData
 	c.limit = [2]uint64{c.local.InitialMaxStreamsBidi, c.local.InitialMaxStreamsUni}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
@@ -254,16 +277,21 @@ func (c *conn) open(ctx context.Context, dir int) (*stream, error) {
 			c.signalWriter()
 		}
 		ch := c.openWait
+		c.waitingForReadLocked() // for the peer's MAX_STREAMS
 		c.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			c.mu.Lock()
+			c.doneWaitingLocked()
+			c.mu.Unlock()
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return nil, &session.TimeoutError{Op: "open stream"}
 			}
 			return nil, ctx.Err()
 		}
 		c.mu.Lock()
+		c.doneWaitingLocked()
 	}
 }
 
@@ -397,6 +425,10 @@ func (c *conn) closeLocked(err *session.CloseError, frame wire.Frame) {
 	if c.keepTimer != nil {
 		c.keepTimer.Stop()
 	}
+	// The reader goroutine reads until the peer's half-close (shutdown): a DriveRead caller
+	// stops reading, and the reader goroutine takes over.
+	c.cutLocked(c.driveGen)
+	c.kickReaderLocked()
 	c.cancel(err)
 	// A writer blocked on a peer that does not read must not hold the close up: it may take
 	// the linger time to send our CONNECTION_CLOSE, no more.
@@ -437,62 +469,248 @@ func (c *conn) transportFailedLocked(err error) {
 
 // --- reading ------------------------------------------------------------------------------
 
+// Who reads the transport (conn.reader); see session.ReadDriver.
+const (
+	readerNone   = iota // nobody: the reader goroutine waits to be woken
+	readerLoop          // the reader goroutine
+	readerCaller        // a caller of DriveRead
+)
+
+// readGrace is how long the transport may go unread after a DriveRead caller stopped
+// reading, before the reader goroutine takes the reading back. A stream pool's Recv that
+// drives comes back within it while messages flow (after handling one message and sending
+// its answer); anything urgent (a stream Read, a write waiting for credit) takes the
+// reading back at once.
+const readGrace = 500 * time.Microsecond
+
+// readLoop is the connection's reader goroutine. It reads whenever no DriveRead caller does,
+// and is the one that sees reading end (readDone).
 func (c *conn) readLoop() {
 	defer c.goroutineDone()
 	defer close(c.readDone)
-	rr := wire.NewRecordReader(c.nc, wire.DefaultMaxRecordSize)
-	var p wire.Parser
 	for {
-		rec, more, err := rr.Head()
-		if err == nil && more > 0 {
-			var took bool
-			if took, err = c.readDirect(rr, &p, rec, more); took && err == nil {
+		c.mu.Lock()
+		for c.reader != readerNone {
+			c.mu.Unlock()
+			<-c.readerWake
+			c.mu.Lock()
+		}
+		c.reader = readerLoop
+		fail := c.readFail
+		c.readFail = nil
+		c.mu.Unlock()
+		if fail == nil {
+			fail = c.readUntilWanted()
+			if fail == nil {
+				<-c.readerWake // handed over: wait until the reading is ours again
 				continue
 			}
-			if !took {
-				rec, err = rr.Next()
-			}
 		}
-		if err != nil {
-			var we *wire.Error
-			if errors.As(err, &we) {
-				c.mu.Lock()
-				c.protocolErrorLocked(we.Code, wire.FrameType(we.FrameType), we.Reason)
-				c.mu.Unlock()
-				// Discard what arrives until the peer half-closes (bounded by shutdown's read
-				// deadline), as after a frame-level error: closing with unread data would
-				// reset the TCP connection and could lose our CONNECTION_CLOSE.
-				_, _ = io.Copy(io.Discard, c.nc)
-			} else {
-				c.transportFailed(err)
-			}
-			c.finishReading()
-			return
-		}
-		c.mu.Lock()
-		if c.closeErr != nil {
-			// Closing: discard what arrives until the peer half-closes.
-			c.mu.Unlock()
-			continue
-		}
-		for len(rec) > 0 && c.closeErr == nil {
-			f, n, err := p.ParseNext(rec)
-			if err != nil {
-				var we *wire.Error
-				if !errors.As(err, &we) {
-					we = &wire.Error{Code: wire.FrameEncodingError, Reason: err.Error()}
-				}
-				c.protocolErrorLocked(we.Code, wire.FrameType(we.FrameType), we.Reason)
-				break
-			}
-			rec = rec[n:]
-			c.handleFrameLocked(f)
-		}
-		c.activityLocked(false)
-		c.mu.Unlock()
-		c.notifyCapacity()
+		c.readFailed(fail)
+		return
 	}
 }
+
+// readUntilWanted reads records until reading fails (it returns the error) or a DriveRead
+// caller asked for the reading and nothing needs the reader goroutine to keep it (it hands
+// the reading over and returns nil).
+func (c *conn) readUntilWanted() error {
+	for {
+		if _, err := c.readRecord(true); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		if c.wantRead && c.readWaits == 0 && c.closeErr == nil {
+			c.wantRead = false
+			select {
+			case <-c.readerWake: // a wake-up from before: the reading was ours anyway
+			default:
+			}
+			c.reader = readerNone
+			c.armGraceLocked()
+			c.mu.Unlock()
+			return nil
+		}
+		c.mu.Unlock()
+	}
+}
+
+// readFailed ends reading after err.
+func (c *conn) readFailed(err error) {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		c.mu.Lock()
+		c.protocolErrorLocked(we.Code, wire.FrameType(we.FrameType), we.Reason)
+		c.mu.Unlock()
+		// Discard what arrives until the peer half-closes (bounded by shutdown's read
+		// deadline), as after a frame-level error: closing with unread data would reset the
+		// TCP connection and could lose our CONNECTION_CLOSE.
+		_, _ = io.Copy(io.Discard, c.nc)
+	} else {
+		c.transportFailed(err)
+	}
+	c.mu.Lock()
+	c.readEnded = true
+	c.mu.Unlock()
+	c.finishReading()
+}
+
+// readRecord reads one record and handles its frames. The reader goroutine (loop) may take
+// a large STREAM frame straight into a chunk (readDirect); a DriveRead caller reads whole
+// records only, so that a deadline cutting its read off leaves a state the next reader
+// resumes from. An error is the transport's or the peer's (a *wire.Error); a timeout of a
+// caller's read is not final.
+func (c *conn) readRecord(loop bool) (closing bool, err error) {
+	var rec []byte
+	if loop {
+		var more int
+		rec, more, err = c.rr.Head()
+		if err == nil && more > 0 {
+			var took bool
+			if took, err = c.readDirect(c.rr, &c.parser, rec, more); took && err == nil {
+				return false, nil
+			}
+			if !took {
+				rec, err = c.rr.Next()
+			}
+		}
+	} else {
+		rec, err = c.rr.NextResumable()
+	}
+	if err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	if c.closeErr != nil {
+		// Closing: discard what arrives until the peer half-closes.
+		c.mu.Unlock()
+		return true, nil
+	}
+	for len(rec) > 0 && c.closeErr == nil {
+		f, n, err := c.parser.ParseNext(rec)
+		if err != nil {
+			var we *wire.Error
+			if !errors.As(err, &we) {
+				we = &wire.Error{Code: wire.FrameEncodingError, Reason: err.Error()}
+			}
+			c.protocolErrorLocked(we.Code, wire.FrameType(we.FrameType), we.Reason)
+			break
+		}
+		rec = rec[n:]
+		c.handleFrameLocked(f)
+	}
+	c.activityLocked(false)
+	closing = c.closeErr != nil
+	c.mu.Unlock()
+	c.notifyCapacity()
+	return closing, nil
+}
+
+// DriveRead implements session.ReadDriver.
+func (c *conn) DriveRead(ctx context.Context, done func() bool) bool {
+	c.mu.Lock()
+	if c.reader != readerNone || c.readEnded || c.readFail != nil || c.closeErr != nil {
+		if c.reader == readerLoop {
+			c.wantRead = true
+		}
+		c.mu.Unlock()
+		return false
+	}
+	c.reader = readerCaller
+	c.driveGen++
+	gen := c.driveGen
+	c.mu.Unlock()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { c.cutDrive(gen) })
+		defer stop()
+	}
+	var err error
+	for !done() {
+		var closing bool
+		if closing, err = c.readRecord(false); err != nil || closing {
+			break // closing: the reader goroutine reads until the peer's half-close
+		}
+		c.drivenRecords.Add(1)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cut {
+		// Our read was cut off (or was about to be): the next reader must not find the
+		// deadline, unless shutdown's replaced it.
+		c.cut = false
+		_ = c.nc.SetReadDeadline(c.linger)
+		if wire.IsTimeout(err) {
+			err = nil
+		}
+	}
+	if err != nil && !(wire.IsTimeout(err) && c.closeErr != nil) {
+		c.readFail = err // the reader goroutine ends the reading
+	}
+	c.reader = readerNone
+	if c.readFail != nil || c.closeErr != nil || c.readWaits > 0 {
+		signal(c.readerWake)
+	} else {
+		c.armGraceLocked()
+	}
+	return true
+}
+
+// InterruptRead implements session.ReadDriver.
+func (c *conn) InterruptRead() {
+	c.mu.Lock()
+	gen := c.driveGen
+	c.mu.Unlock()
+	c.cutDrive(gen)
+}
+
+// cutDrive cuts off the read of DriveRead call gen, if it is still reading, with a read
+// deadline in the past.
+func (c *conn) cutDrive(gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cutLocked(gen)
+}
+
+func (c *conn) cutLocked(gen uint64) {
+	if c.reader != readerCaller || c.driveGen != gen || c.cut {
+		return
+	}
+	c.cut = true
+	_ = c.nc.SetReadDeadline(time.Now())
+}
+
+// armGraceLocked wakes the reader goroutine readGrace from now, unless a DriveRead caller
+// takes the reading first.
+func (c *conn) armGraceLocked() {
+	if c.graceTimer == nil {
+		c.graceTimer = time.AfterFunc(readGrace, c.onGrace)
+		return
+	}
+	c.graceTimer.Reset(readGrace)
+}
+
+func (c *conn) onGrace() {
+	c.mu.Lock()
+	c.kickReaderLocked()
+	c.mu.Unlock()
+}
+
+// kickReaderLocked wakes the reader goroutine when nobody reads the transport.
+func (c *conn) kickReaderLocked() {
+	if c.reader == readerNone && !c.readEnded {
+		signal(c.readerWake)
+	}
+}
+
+// waitingForReadLocked counts a goroutine that is about to wait for something only reading
+// brings (stream data, flow-control credit, a stream limit), and makes sure somebody reads.
+// The caller calls doneWaitingLocked when its wait is over.
+func (c *conn) waitingForReadLocked() {
+	c.readWaits++
+	c.kickReaderLocked()
+}
+
+func (c *conn) doneWaitingLocked() { c.readWaits-- }
 
 // directMin is the least STREAM data readDirect takes: a chunk holding less would be mostly
 // unused room (appendData, which copies, fills chunks up).
@@ -1137,7 +1355,10 @@ func (c *conn) shutdown() {
 			_ = cw.CloseWrite() // TCP FIN: the half-close the draft's close procedure asks for
 		}
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+	c.mu.Lock()
+	c.linger = time.Now().Add(closeLinger)
+	_ = c.nc.SetReadDeadline(c.linger)
+	c.mu.Unlock()
 	<-c.readDone
 	_ = c.nc.Close()
 }

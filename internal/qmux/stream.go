@@ -281,9 +281,11 @@ func (s *stream) waitWriterLocked() error {
 	c := s.c
 	deadline := s.wDeadline
 	s.wWaiting = true
+	c.waitingForReadLocked() // the writer may be waiting for the peer's credit
 	c.mu.Unlock()
 	timedOut := wait(s.wSignal, deadline)
 	c.mu.Lock()
+	c.doneWaitingLocked()
 	s.wWaiting = false
 	if timedOut && !s.wDeadline.IsZero() && !time.Now().Before(s.wDeadline) {
 		return &session.TimeoutError{Op: "stream write deadline"}
@@ -437,9 +439,11 @@ func (s *stream) read(p []byte) (int, error) {
 		// While this Read waits, the connection's reader copies arriving data straight into
 		// p (one copy instead of two through the chunks).
 		s.rBuf, s.rGot = p, 0
+		c.waitingForReadLocked()
 		c.mu.Unlock()
 		timedOut := wait(s.rSignal, deadline)
 		c.mu.Lock()
+		c.doneWaitingLocked()
 		if n := s.rGot; n > 0 {
 			s.rBuf, s.rGot = nil, 0
 			s.readOff += uint64(n)

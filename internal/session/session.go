@@ -158,6 +158,28 @@ type PushHandler interface {
 	PushEnded(err error)
 }
 
+// ReadDriver is implemented by connections whose transport a waiting consumer may read on
+// its own goroutine (QMux). A stream pool's Recv with nothing queued then reads the
+// transport itself, and the goroutine that parses the next message is the one that returns
+// it: one goroutine hand-off per message fewer than being woken by the connection's reader.
+//
+// One goroutine reads the transport at a time: the connection's reader, or one caller of
+// DriveRead. The reader hands the reading over to a caller that asked for it (a DriveRead
+// that found it reading) once it has read the next record; it takes the reading back when
+// something waits that only reading can bring (a stream Read, a write waiting for credit)
+// or when no caller has taken it for a short while, so a connection is never left unread.
+type ReadDriver interface {
+	// DriveRead reads and handles the connection's incoming records on the calling
+	// goroutine until done reports true (asked before each read), ctx ends, or the
+	// connection closes or fails. It reports false at once, having read nothing, when
+	// another goroutine is reading (the reader then hands over after its next record) or
+	// the connection is closing; the caller waits for its data the usual way. done must
+	// not call into the connection; it may take locks the connection's push handlers take.
+	DriveRead(ctx context.Context, done func() bool) bool
+	// InterruptRead makes a DriveRead in progress return soon, whatever its ctx.
+	InterruptRead()
+}
+
 // Stream is a bidirectional stream.
 type Stream interface {
 	SendStream

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -142,6 +143,17 @@ func (rr *RecordReader) Next() ([]byte, error) {
 	return rec, err
 }
 
+// NextResumable is Next, except that a timeout from the transport (an error with a
+// Timeout method reporting true, as a passed read deadline gives) is not final: it is
+// returned, what was read of the record so far stays buffered, and the next call goes on
+// from there. It lets a caller that reads the transport for a while, under a read deadline
+// that cuts it off, hand the reading over to another (the connection's reader, or a later
+// caller) mid-record. The transport must itself survive a timeout (crypto/tls does).
+func (rr *RecordReader) NextResumable() ([]byte, error) {
+	rec, _, err := rr.read(false, true)
+	return rec, err
+}
+
 // Head is Next for a caller that can take the end of a record straight from the transport
 // (see Parser.ParseStreamHead). When the next record is not complete in the buffer, Head
 // returns, instead of reading on, the record's buffered frames and how many more bytes the
@@ -191,6 +203,10 @@ func (rr *RecordReader) ReadRest(p []byte) error {
 }
 
 func (rr *RecordReader) next(head bool) ([]byte, int, error) {
+	return rr.read(head, false)
+}
+
+func (rr *RecordReader) read(head, resumable bool) ([]byte, int, error) {
 	if rr.err != nil {
 		return nil, 0, rr.err
 	}
@@ -232,6 +248,9 @@ func (rr *RecordReader) next(head bool) ([]byte, int, error) {
 			rr.makeRoom(need)
 			n, err = rr.r.Read(rr.buf[rr.end:])
 			rr.end += n
+		}
+		if resumable && IsTimeout(err) {
+			return nil, 0, err
 		}
 		rr.readErr = err
 		if n == 0 && err == nil {
@@ -313,4 +332,10 @@ func (rr *RecordReader) makeRoom(need int) {
 	}
 	n := copy(buf, rr.buf[rr.start:rr.end])
 	rr.buf, rr.start, rr.end = buf, 0, n
+}
+
+// IsTimeout reports whether err is a timeout, such as a passed read deadline.
+func IsTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
 }
