@@ -56,9 +56,9 @@ type Pool struct {
 	// driving counts Recvs reading the connection: a message a readLoop queues (not parsed
 	// by the reading goroutine itself) must interrupt them, or they would keep reading.
 	driving atomic.Int32
-	ctx       context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	streams map[session.ReceiveStream]struct{}
