@@ -34,8 +34,9 @@ const (
 )
 
 // conn is a QMux connection over a reliable, ordered, secure byte stream (TLS in production,
-// net.Pipe in protocol tests). One goroutine reads the transport at all times (forward
-// progress: reads never wait on an application); one writes records, the writer goroutine
+// net.Pipe in protocol tests). One goroutine reads the transport: the reader goroutine, or,
+// while it lets it, a DriveRead caller (a stream pool's Recv), and the reading never waits on
+// an application (forward progress); one writes records, the writer goroutine
 // or, for a small Write that finds it idle, the Write's caller (writeInlineLocked); all
 // state is guarded by mu.
 type conn struct {

@@ -100,9 +100,9 @@ func maxForVarintLen(n int) uint64 {
 // waits for the next bytes in a small buffer of its own: an idle connection
 // holds 2 KiB rather than 64 KiB. It enforces the
 // max_record_size we advertised and rejects records without frames. A
-// RecordReader is not safe for concurrent use; keep one goroutine reading the
-// transport at all times (qmux-02 §6: reads must not wait on any one
-// stream's consumer).
+// RecordReader is not safe for concurrent use: one goroutine at a time reads,
+// and the transport must always be read by someone (qmux-02 §6: reads must
+// not wait on any one stream's consumer).
 type RecordReader struct {
 	r       io.Reader
 	maxSize uint64

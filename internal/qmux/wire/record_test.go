@@ -336,3 +336,71 @@ func TestRecordReaderHoldsNoBufferWhileIdle(t *testing.T) {
 	require.Equal(t, 3, idleReads, "before each burst and at the end")
 	require.Positive(t, bufferedReads, "a record longer than the idle read continues in the big buffer")
 }
+
+// timeoutReader passes its source on in the given pieces, with a timeout (as a passed read
+// deadline gives) between every two.
+type timeoutReader struct {
+	pieces   [][]byte
+	timedOut bool
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string { return "i/o timeout" }
+func (timeoutErr) Timeout() bool { return true }
+
+func (r *timeoutReader) Read(p []byte) (int, error) {
+	if !r.timedOut {
+		r.timedOut = true
+		return 0, timeoutErr{}
+	}
+	if len(r.pieces) == 0 {
+		return 0, io.EOF
+	}
+	r.timedOut = false
+	n := copy(p, r.pieces[0])
+	if r.pieces[0] = r.pieces[0][n:]; len(r.pieces[0]) > 0 {
+		r.timedOut = true // the rest of this piece comes without a timeout first
+	} else {
+		r.pieces = r.pieces[1:]
+	}
+	return n, nil
+}
+
+// NextResumable returns timeouts without making them final, wherever they fall (between
+// records, inside the Size field, inside the frames), and Next then reads on as if they had
+// not happened.
+func TestRecordReaderNextResumableAfterTimeouts(t *testing.T) {
+	stream, payloads := testRecords(true)
+	for _, cut := range []int{1, 2, 3, 7, 100, 1000} {
+		var pieces [][]byte
+		for s := stream; len(s) > 0; {
+			n := min(cut, len(s))
+			pieces = append(pieces, s[:n])
+			s = s[n:]
+		}
+		rr := NewRecordReader(&timeoutReader{pieces: pieces}, 0)
+		var got [][]byte
+		timeouts := 0
+		for {
+			rec, err := rr.NextResumable()
+			if IsTimeout(err) {
+				timeouts++
+				continue
+			}
+			if err != nil {
+				require.ErrorIs(t, err, io.EOF, "cut %d", cut)
+				break
+			}
+			got = append(got, append([]byte{}, rec...))
+		}
+		require.Equal(t, payloads, got, "cut %d", cut)
+		require.Positive(t, timeouts)
+	}
+	// Next, by contrast, keeps a timeout as its final error.
+	rr := NewRecordReader(&timeoutReader{pieces: [][]byte{stream}}, 0)
+	_, err := rr.Next()
+	require.True(t, IsTimeout(err))
+	_, err = rr.Next()
+	require.True(t, IsTimeout(err))
+}
