@@ -118,6 +118,10 @@ type conn struct {
 	readerWake chan struct{}
 	graceTimer *time.Timer
 	driveGen   uint64    // counts DriveRead calls, so that a late cut misses the next one
+	// driveDone is the Done channel of the last DriveRead context that had one, and
+	// driveStop its registration (context.AfterFunc), kept for the next call.
+	driveDone <-chan struct{}
+	driveStop func() bool
 	cut        bool      // a read deadline cuts the current caller's read off
 	linger     time.Time // the read deadline shutdown set, which a cut must not clear
 	// For tests: records read by DriveRead callers.
@@ -430,6 +434,10 @@ func (c *conn) closeLocked(err *session.CloseError, frame wire.Frame) {
 	// stops reading, and the reader goroutine takes over.
 	c.cutLocked(c.driveGen)
 	c.kickReaderLocked()
+	if c.driveStop != nil {
+		c.driveStop() // its func runs on a goroutine of its own: no lock is held against it
+		c.driveStop, c.driveDone = nil, nil
+	}
 	c.cancel(err)
 	// A writer blocked on a peer that does not read must not hold the close up: it may take
 	// the linger time to send our CONNECTION_CLOSE, no more.
@@ -619,11 +627,31 @@ func (c *conn) DriveRead(ctx context.Context, done func() bool) bool {
 	}
 	c.reader = readerCaller
 	c.driveGen++
-	gen := c.driveGen
+	// The caller's context cuts the read off when it ends. A caller passes the same context
+	// call after call, typically (a Recv loop's): its registration is kept for the next
+	// call, and made anew only for a context that ends otherwise (another Done channel).
+	// context.AfterFunc per call would cost allocations and a lock on a context the
+	// caller's other goroutines share.
+	var old func() bool
+	ctxDone := ctx.Done()
+	register := ctxDone != nil && ctxDone != c.driveDone
+	if register {
+		old, c.driveStop, c.driveDone = c.driveStop, nil, ctxDone
+	}
 	c.mu.Unlock()
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { c.cutDrive(gen) })
-		defer stop()
+	if register {
+		if old != nil {
+			old()
+		}
+		stop := context.AfterFunc(ctx, c.cutCurrentDrive)
+		c.mu.Lock()
+		if c.driveDone == ctxDone && c.closeErr == nil {
+			c.driveStop, stop = stop, nil
+		}
+		c.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
 	}
 	var err error
 	for !done() {
@@ -657,19 +685,15 @@ func (c *conn) DriveRead(ctx context.Context, done func() bool) bool {
 }
 
 // InterruptRead implements session.ReadDriver.
-func (c *conn) InterruptRead() {
-	c.mu.Lock()
-	gen := c.driveGen
-	c.mu.Unlock()
-	c.cutDrive(gen)
-}
+func (c *conn) InterruptRead() { c.cutCurrentDrive() }
 
-// cutDrive cuts off the read of DriveRead call gen, if it is still reading, with a read
-// deadline in the past.
-func (c *conn) cutDrive(gen uint64) {
+// cutCurrentDrive cuts off the read of the DriveRead caller reading now, if any: the
+// context of a DriveRead call ended. (A call with another context that it finds returns
+// early; its caller calls again.)
+func (c *conn) cutCurrentDrive() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.cutLocked(gen)
+	c.cutLocked(c.driveGen)
 }
 
 func (c *conn) cutLocked(gen uint64) {

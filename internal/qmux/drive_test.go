@@ -185,3 +185,53 @@ func TestStreamReadTakesTheReadingBack(t *testing.T) {
 		require.Less(t, time.Since(start), readGrace)
 	})
 }
+
+// The registration on a caller's context is kept from one DriveRead to the next with the
+// same context (no context.AfterFunc per call), still cuts a later call off when the
+// context ends, is replaced for a context that ends otherwise, and is dropped when the
+// connection closes.
+func TestDriveReadKeepsItsContextRegistration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPeer(t, testConfig(), false)
+		p.handshake(peerParams())
+		id, r := handOver(t, p)
+		registration := func() (<-chan struct{}, bool) {
+			p.c.mu.Lock()
+			defer p.c.mu.Unlock()
+			return p.c.driveDone, p.c.driveStop != nil
+		}
+
+		ctx1, cancel1 := context.WithCancel(t.Context())
+		res := drive(ctx1, p.c, pushedAtLeast(r, 3))
+		synctest.Wait()
+		p.sendStream(id, 2, []byte("c"), false)
+		require.True(t, <-res)
+		done, ok := registration()
+		require.True(t, ok)
+		require.Equal(t, ctx1.Done(), done)
+
+		// The same context, through a child that shares its Done channel: no new
+		// registration, and the kept one cuts the call off.
+		vctx := context.WithValue(ctx1, struct{}{}, 1)
+		res = drive(vctx, p.c, pushedAtLeast(r, 100))
+		synctest.Wait()
+		require.Equal(t, readerCaller, whoReads(p.c))
+		cancel1()
+		require.True(t, <-res)
+
+		ctx2, cancel2 := context.WithCancel(t.Context())
+		defer cancel2()
+		res = drive(ctx2, p.c, pushedAtLeast(r, 4))
+		synctest.Wait()
+		done, ok = registration()
+		require.True(t, ok)
+		require.Equal(t, ctx2.Done(), done, "another context: registered anew")
+		p.sendStream(id, 3, []byte("d"), false)
+		require.True(t, <-res)
+
+		require.NoError(t, p.c.CloseWithError(0, ""))
+		done, ok = registration()
+		require.False(t, ok, "closing drops the registration")
+		require.Nil(t, done)
+	})
+}
