@@ -186,6 +186,8 @@ func TestStreamReadTakesTheReadingBack(t *testing.T) {
 	})
 }
 
+type driveTestKey struct{}
+
 // The registration on a caller's context is kept from one DriveRead to the next with the
 // same context (no context.AfterFunc per call), still cuts a later call off when the
 // context ends, is replaced for a context that ends otherwise, and is dropped when the
@@ -212,7 +214,7 @@ func TestDriveReadKeepsItsContextRegistration(t *testing.T) {
 
 		// The same context, through a child that shares its Done channel: no new
 		// registration, and the kept one cuts the call off.
-		vctx := context.WithValue(ctx1, struct{}{}, 1)
+		vctx := context.WithValue(ctx1, driveTestKey{}, 1)
 		res = drive(vctx, p.c, pushedAtLeast(r, 100))
 		synctest.Wait()
 		require.Equal(t, readerCaller, whoReads(p.c))
