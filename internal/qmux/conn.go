@@ -117,13 +117,13 @@ type conn struct {
 	// readerWake wakes the reader goroutine when the reading may be its own again.
 	readerWake chan struct{}
 	graceTimer *time.Timer
-	driveGen   uint64    // counts DriveRead calls, so that a late cut misses the next one
+	driveGen   uint64 // counts DriveRead calls, so that a late cut misses the next one
 	// driveDone is the Done channel of the last DriveRead context that had one, and
 	// driveStop its registration (context.AfterFunc), kept for the next call.
 	driveDone <-chan struct{}
 	driveStop func() bool
-	cut        bool      // a read deadline cuts the current caller's read off
-	linger     time.Time // the read deadline shutdown set, which a cut must not clear
+	cut       bool      // a read deadline cuts the current caller's read off
+	linger    time.Time // the read deadline shutdown set, which a cut must not clear
 	// For tests: records read by DriveRead callers.
 	drivenRecords atomic.Int64
 
