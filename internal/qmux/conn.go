@@ -654,6 +654,11 @@ func (c *conn) DriveRead(ctx context.Context, done func() bool) bool {
 		}
 	}
 	var err error
+	// A context that ended before we held the reading would not cut us off (a kept
+	// registration fires once); one that ends from here on does.
+	if ctx.Err() != nil {
+		done = func() bool { return true }
+	}
 	for !done() {
 		var closing bool
 		if closing, err = c.readRecord(false); err != nil || closing {

@@ -237,3 +237,22 @@ func TestDriveReadKeepsItsContextRegistration(t *testing.T) {
 		require.Nil(t, done)
 	})
 }
+
+// A context that ended before the call, whose kept registration fired already, still keeps
+// the call from reading.
+func TestDriveReadWithEndedContextReadsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPeer(t, testConfig(), false)
+		p.handshake(peerParams())
+		id, r := handOver(t, p)
+		ctx, cancel := context.WithCancel(t.Context())
+		res := drive(ctx, p.c, pushedAtLeast(r, 3))
+		synctest.Wait()
+		p.sendStream(id, 2, []byte("c"), false)
+		require.True(t, <-res) // the registration on ctx is kept
+		cancel()
+		synctest.Wait()
+		require.True(t, p.c.DriveRead(ctx, func() bool { return false }), "returns at once")
+		require.Equal(t, int64(1), p.c.drivenRecords.Load())
+	})
+}
