@@ -40,8 +40,9 @@ func (e *PeerRefusedError) Error() string {
 // Pool sends and receives messages over one session connection. It is safe for concurrent
 // use. Its goroutines end when the connection closes or Close is called: one accepting
 // streams, and one per inbound stream, except on a core whose streams push their data
-// (session.PushReceiveStream, QMux), where messages are parsed on the connection's reading
-// goroutine and a stream gets a goroutine only while the receive queue is full.
+// (session.PushReceiveStream, QMux), where messages are parsed by whoever reads the
+// connection and a stream gets a goroutine only while the receive queue is full. On QMux
+// (session.ReadDriver) a Recv that finds nothing queued reads the connection itself.
 type Pool struct {
 	conn    session.Conn
 	cfg     Config
