@@ -5,7 +5,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test test-short lint fmt fuzz bench demo tools stress-libp2p-qmux
+.PHONY: all build test test-alloc test-short lint fmt fuzz bench demo tools stress-libp2p-qmux
 
 all: build
 
@@ -14,9 +14,16 @@ build:
 	$(GO) build -o bin/peer ./cmd/peer
 
 ## test: every test with the race detector (goroutine leaks fail tests via goleak), one
-## package at a time so timing-sensitive suites do not starve each other on 2 cores.
+## package at a time so timing-sensitive suites do not starve each other on 2 cores; then
+## the allocation tests, which skip themselves under -race.
 test:
 	$(GO) test -race -count=1 -p 1 -timeout 20m $(PKGS)
+	$(MAKE) --no-print-directory test-alloc
+
+## test-alloc: the allocation tests (names containing "Allocat") without the race detector,
+## which makes sync.Pool drop items at random.
+test-alloc:
+	$(GO) test -count=1 -run Allocat $(PKGS)
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

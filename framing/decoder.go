@@ -17,8 +17,7 @@ type Decoder struct {
 	hdr  [HeaderSize]byte
 	nhdr int // bytes of hdr received
 
-	msg      []byte    // the payload being assembled: len received, cap allocated
-	size     int       // the payload's length, from its header
+	msg      payload   // the payload being assembled
 	inMsg    bool      // a header was complete and its payload is not
 	headerAt time.Time // when the header of an incomplete payload was complete
 	err      error     // sticky
@@ -67,10 +66,9 @@ func (d *Decoder) Feed(data []byte, emit func(msg []byte, transfer time.Duration
 				d.err = &TooLargeError{Size: uint64(size), Max: uint64(d.max)}
 				return n, d.err
 			}
-			d.size = int(size)
-			if rest := len(data) - n; rest >= d.size {
+			if rest := len(data) - n; rest >= int(size) {
 				// The whole payload is here: one exact allocation.
-				msg := make([]byte, d.size)
+				msg := make([]byte, size)
 				n += copy(msg, data[n:])
 				if !emit(msg, 0) {
 					return n, nil
@@ -79,17 +77,18 @@ func (d *Decoder) Feed(data []byte, emit func(msg []byte, transfer time.Duration
 			}
 			d.inMsg = true
 			d.headerAt = time.Now()
-			d.msg = make([]byte, 0, min(d.size, max(len(data)-n, initialPayloadAlloc)))
+			d.msg.start(int(size), min(int(size), max(len(data)-n, initialPayloadAlloc)))
 		}
-		take := min(d.size-len(d.msg), len(data)-n)
-		d.msg = growPayload(d.msg, take, d.size)
-		d.msg = append(d.msg, data[n:n+take]...)
+		p := &d.msg
+		take := min(p.size-len(p.buf), len(data)-n)
+		p.grow(take)
+		p.buf = append(p.buf, data[n:n+take]...)
 		n += take
-		if len(d.msg) < d.size {
+		if len(p.buf) < p.size {
 			return n, nil
 		}
-		msg, transfer := d.msg, time.Since(d.headerAt)
-		d.msg, d.inMsg = nil, false
+		msg, transfer := p.done(), time.Since(d.headerAt)
+		d.inMsg = false
 		if !emit(msg, transfer) {
 			return n, nil
 		}
@@ -107,7 +106,7 @@ func (d *Decoder) AtBoundary() bool {
 // length prefix included.
 func (d *Decoder) Pending() int {
 	if d.inMsg {
-		return HeaderSize + len(d.msg)
+		return HeaderSize + len(d.msg.buf)
 	}
 	return d.nhdr
 }
@@ -119,11 +118,12 @@ func (d *Decoder) Detach() []byte {
 	var b []byte
 	switch {
 	case d.inMsg:
-		b = binary.BigEndian.AppendUint32(make([]byte, 0, HeaderSize+len(d.msg)), uint32(d.size))
-		b = append(b, d.msg...)
+		b = binary.BigEndian.AppendUint32(make([]byte, 0, HeaderSize+len(d.msg.buf)), uint32(d.msg.size))
+		b = append(b, d.msg.buf...)
 	case d.nhdr > 0:
 		b = append(b, d.hdr[:d.nhdr]...)
 	}
-	d.msg, d.inMsg, d.nhdr = nil, false, 0
+	d.msg.release()
+	d.inMsg, d.nhdr = false, 0
 	return b
 }

@@ -125,12 +125,12 @@ func TestDecoderMemoryFollowsData(t *testing.T) {
 	d := NewDecoder(0)
 	_, err := d.Feed(append(header(DefaultMaxMessageSize), 1, 2, 3), nil)
 	require.NoError(t, err)
-	require.LessOrEqual(t, cap(d.msg), initialPayloadAlloc, "a 16 MiB claim with 3 bytes sent")
+	require.LessOrEqual(t, cap(d.msg.buf), initialPayloadAlloc, "a 16 MiB claim with 3 bytes sent")
 
 	// Growth is bounded by payloadGrowth times what arrived.
 	_, err = d.Feed(make([]byte, initialPayloadAlloc), nil)
 	require.NoError(t, err)
-	require.LessOrEqual(t, cap(d.msg), payloadGrowth*(initialPayloadAlloc+3))
+	require.LessOrEqual(t, cap(d.msg.buf), payloadGrowth*(initialPayloadAlloc+3))
 }
 
 func TestDecoderTransfer(t *testing.T) {

@@ -45,7 +45,10 @@
 // Reader does not allocate a whole message on the strength of its header:
 // the payload buffer starts at 64 KiB at most and grows fourfold each time
 // the bytes that actually arrived fill it. A peer that announces many large
-// messages and sends nothing more therefore costs little memory.
+// messages and sends nothing more therefore costs little memory. The buffers a
+// payload grows through are staging buffers, shared through a pool and never
+// returned to the caller; only the last, of exactly the message's length, is
+// allocated for it, so a large message costs one allocation, not one per step.
 //
 // # Errors
 //

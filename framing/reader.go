@@ -49,6 +49,8 @@ type Reader struct {
 	r, w   int   // buf[r:w] holds bytes read from src but not yet consumed
 	srcErr error // error returned by src, surfaced once buf is drained
 	err    error // sticky error returned by ReadMessage
+
+	payload payload // the message being read, kept to avoid an allocation per message
 }
 
 // NewReader returns a Reader that parses messages from r, rejecting any
@@ -147,19 +149,21 @@ func (r *Reader) next(timed bool) ([]byte, time.Time, error) {
 func (r *Reader) readPayload(n int) ([]byte, error) {
 	// Start with what is already buffered, or with a bounded first guess if
 	// the payload continues beyond the buffer.
-	msg := make([]byte, 0, min(n, max(r.Buffered(), initialPayloadAlloc)))
+	p := &r.payload
+	p.start(n, min(n, max(r.Buffered(), initialPayloadAlloc)))
 	for {
-		take := min(n-len(msg), r.Buffered())
-		msg = growPayload(msg, take, n)
-		msg = append(msg, r.buf[r.r:r.r+take]...)
+		take := min(n-len(p.buf), r.Buffered())
+		p.grow(take)
+		p.buf = append(p.buf, r.buf[r.r:r.r+take]...)
 		r.r += take
-		if len(msg) == n {
-			return msg, nil
+		if len(p.buf) == n {
+			return p.done(), nil
 		}
 		if r.srcErr != nil {
+			p.release()
 			return nil, unexpected(r.srcErr)
 		}
-		if n-len(msg) < readBufferSize {
+		if n-len(p.buf) < readBufferSize {
 			// The remainder fits in the buffer: fill it, which also picks up
 			// whatever follows the message in the same read.
 			r.fill()
@@ -167,25 +171,13 @@ func (r *Reader) readPayload(n int) ([]byte, error) {
 		}
 		// Large remainder: read straight into the message, growing it as
 		// bytes arrive so that memory follows data, not the header's claim.
-		msg = growPayload(msg, 1, n)
-		k, err := r.read(msg[len(msg):cap(msg)])
-		msg = msg[:len(msg)+k]
+		p.grow(1)
+		k, err := r.read(p.buf[len(p.buf):cap(p.buf)])
+		p.buf = p.buf[:len(p.buf)+k]
 		if err != nil {
 			r.srcErr = err
 		}
 	}
-}
-
-// growPayload returns msg with room for at least need more bytes, growing
-// its capacity by payloadGrowth but never beyond n, the final payload size.
-// Growing by hand rather than with append keeps the final capacity exactly n.
-func growPayload(msg []byte, need, n int) []byte {
-	if cap(msg)-len(msg) >= need {
-		return msg
-	}
-	grown := make([]byte, len(msg), min(n, max(payloadGrowth*cap(msg), len(msg)+need)))
-	copy(grown, msg)
-	return grown
 }
 
 // ensure makes at least n bytes (n <= readBufferSize) available in buf, or
