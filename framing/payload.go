@@ -21,8 +21,8 @@ type payload struct {
 
 // start begins a message of size bytes with room for first bytes (at most size).
 func (p *payload) start(size, first int) {
+	p.release() // a message abandoned mid-way, if any
 	p.size = size
-	p.buf, p.stage = nil, nil
 	p.resize(first)
 }
 

@@ -21,8 +21,8 @@ const (
 	// payloadGrowth is the factor by which a payload buffer grows once the
 	// bytes received have filled it. It bounds the memory committed to a
 	// message at about payloadGrowth times what has arrived, while keeping a
-	// 1 MiB message to three allocations (64 KiB, 256 KiB, 1 MiB) and a
-	// 16 MiB one to five.
+	// 1 MiB message to three steps (64 KiB, 256 KiB, 1 MiB) and a 16 MiB one
+	// to five; every step but the last is a pooled staging buffer (payload).
 	payloadGrowth = 4
 
 	// maxConsecutiveEmptyReads is how many (0, nil) results from the source
