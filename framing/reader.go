@@ -147,6 +147,12 @@ func (r *Reader) next(timed bool) ([]byte, time.Time, error) {
 // readPayload reads the n bytes following a header into a new slice of
 // length and capacity n.
 func (r *Reader) readPayload(n int) ([]byte, error) {
+	if n <= r.Buffered() {
+		// The whole payload is buffered (the common case for small messages).
+		msg := make([]byte, n)
+		r.r += copy(msg, r.buf[r.r:])
+		return msg, nil
+	}
 	// Start with what is already buffered, or with a bounded first guess if
 	// the payload continues beyond the buffer.
 	p := &r.payload
