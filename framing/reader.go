@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
 	"time"
 )
 
@@ -41,6 +42,13 @@ var errInvalidRead = errors.New("framing: source returned an invalid count from 
 // returns. Payloads too large to benefit from the buffer are read directly
 // into the message.
 //
+// A source's deadline does not end the Reader: an error that matches
+// [os.ErrDeadlineExceeded] (a read deadline, set perhaps from another goroutine
+// to interrupt a blocked read) is returned as it is, and the Reader keeps what
+// it read of the message in progress. The next call resumes that message. This
+// lets the goroutine that reads a stream change: one is cut off by a deadline,
+// another carries on.
+//
 // A Reader is not safe for concurrent use.
 type Reader struct {
 	src    io.Reader
@@ -49,6 +57,11 @@ type Reader struct {
 	r, w   int   // buf[r:w] holds bytes read from src but not yet consumed
 	srcErr error // error returned by src, surfaced once buf is drained
 	err    error // sticky error returned by ReadMessage
+
+	// A message whose header was consumed and whose payload a deadline cut off.
+	inPayload bool
+	size      int       // its length
+	headerAt  time.Time // when its header was complete (timed reads)
 
 	payload payload // the message being read, kept to avoid an allocation per message
 }
@@ -76,7 +89,8 @@ func (r *Reader) Buffered() int {
 // Errors from the source are returned as they are.
 //
 // After an error, the Reader is no longer at a known message boundary, and
-// every later call returns the same error.
+// every later call returns the same error, unless the error was a deadline
+// (see [Reader]).
 func (r *Reader) ReadMessage() (msg []byte, err error) {
 	msg, _, err = r.readMessage(false)
 	return msg, err
@@ -98,7 +112,7 @@ func (r *Reader) ReadMessageTransfer() (msg []byte, transfer time.Duration, err 
 	if r.err != nil {
 		return nil, 0, r.err
 	}
-	if b := r.Buffered(); b >= HeaderSize && b-HeaderSize >= int(binary.BigEndian.Uint32(r.buf[r.r:])) {
+	if b := r.Buffered(); !r.inPayload && b >= HeaderSize && b-HeaderSize >= int(binary.BigEndian.Uint32(r.buf[r.r:])) {
 		msg, _, err = r.readMessage(false)
 		return msg, 0, err
 	}
@@ -113,50 +127,68 @@ func (r *Reader) readMessage(timed bool) ([]byte, time.Time, error) {
 	if r.err != nil {
 		return nil, time.Time{}, r.err
 	}
-	msg, headerAt, err := r.next(timed)
+	msg, err := r.next(timed)
 	if err != nil {
-		r.err = err
-		return nil, time.Time{}, err
-	}
-	return msg, headerAt, nil
-}
-
-func (r *Reader) next(timed bool) ([]byte, time.Time, error) {
-	if err := r.ensure(HeaderSize); err != nil {
-		if err == io.EOF && r.Buffered() > 0 {
-			err = io.ErrUnexpectedEOF
+		if isDeadline(err) {
+			// Not final: what was read stays, and the next call resumes.
+			r.srcErr = nil
+		} else {
+			r.err = err
 		}
 		return nil, time.Time{}, err
 	}
-	var headerAt time.Time
-	if timed {
-		headerAt = time.Now()
-	}
-	size := binary.BigEndian.Uint32(r.buf[r.r:])
-	if size > r.max {
-		return nil, time.Time{}, &TooLargeError{Size: uint64(size), Max: uint64(r.max)}
-	}
-	r.r += HeaderSize
-	msg, err := r.readPayload(int(size))
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	return msg, headerAt, nil
+	return msg, r.headerAt, nil
 }
 
-// readPayload reads the n bytes following a header into a new slice of
-// length and capacity n.
-func (r *Reader) readPayload(n int) ([]byte, error) {
-	if n <= r.Buffered() {
-		// The whole payload is buffered (the common case for small messages).
-		msg := make([]byte, n)
-		r.r += copy(msg, r.buf[r.r:])
-		return msg, nil
+// isDeadline reports a source error that leaves the Reader resumable.
+func isDeadline(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+func (r *Reader) next(timed bool) ([]byte, error) {
+	if !r.inPayload {
+		if err := r.ensure(HeaderSize); err != nil {
+			if err == io.EOF && r.Buffered() > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		r.headerAt = time.Time{}
+		if timed {
+			r.headerAt = time.Now()
+		}
+		size := binary.BigEndian.Uint32(r.buf[r.r:])
+		if size > r.max {
+			return nil, &TooLargeError{Size: uint64(size), Max: uint64(r.max)}
+		}
+		r.r += HeaderSize
+		r.size = int(size)
+		if r.size <= r.Buffered() {
+			// The whole payload is buffered (the common case for small messages).
+			msg := make([]byte, r.size)
+			r.r += copy(msg, r.buf[r.r:])
+			return msg, nil
+		}
+		// Start with what is already buffered, or with a bounded first guess
+		// if the payload continues beyond the buffer. The header's time is
+		// kept even for an untimed read, for a timed one that may resume it.
+		if !timed {
+			r.headerAt = time.Now()
+		}
+		r.payload.start(r.size, min(r.size, max(r.Buffered(), initialPayloadAlloc)))
+		r.inPayload = true
 	}
-	// Start with what is already buffered, or with a bounded first guess if
-	// the payload continues beyond the buffer.
+	msg, err := r.readPayload(r.size)
+	if err != nil {
+		return nil, err
+	}
+	r.inPayload = false
+	return msg, nil
+}
+
+// readPayload reads the rest of the n-byte payload started in r.payload and
+// returns it, in a slice of length and capacity n. It keeps the payload when
+// the source's deadline cuts it off.
+func (r *Reader) readPayload(n int) ([]byte, error) {
 	p := &r.payload
-	p.start(n, min(n, max(r.Buffered(), initialPayloadAlloc)))
 	for {
 		take := min(n-len(p.buf), r.Buffered())
 		p.grow(take)
@@ -166,6 +198,9 @@ func (r *Reader) readPayload(n int) ([]byte, error) {
 			return p.done(), nil
 		}
 		if r.srcErr != nil {
+			if isDeadline(r.srcErr) {
+				return nil, r.srcErr
+			}
 			p.release()
 			return nil, unexpected(r.srcErr)
 		}
