@@ -3,6 +3,7 @@ package streampool_test
 import (
 	"context"
 	"encoding/binary"
+	"sync"
 	"testing"
 	"time"
 
@@ -165,5 +166,61 @@ func TestRecvRefusesTooLargeBehindFullQueue(t *testing.T) {
 			require.Equal(t, uint64(i), recvSeq(t, ctx, receiver, 50))
 		}
 		require.Eventually(t, func() bool { return receiver.Refused() == 1 }, 5*time.Second, time.Millisecond)
+	})
+}
+
+// Concurrent Recvs on either core get every message exactly once, whoever reads the streams
+// (on QMux, one Recv at a time reads the connection itself).
+func TestConcurrentRecvsGetEveryMessage(t *testing.T) {
+	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
+		p := sessiontest.Connect(t, f, nil, nil)
+		sender := newPool(t, p.Client, streampool.Config{SendStreams: 3})
+		receiver := newPool(t, p.Server, streampool.Config{})
+		ctx := testCtx(t, 20*time.Second)
+
+		const n, receivers = 3000, 4
+		var mu sync.Mutex
+		seen := make(map[uint64]int)
+		var wg sync.WaitGroup
+		errs := make(chan error, receivers)
+		for range receivers {
+			wg.Go(func() {
+				for {
+					m, err := receiver.Recv(ctx)
+					if err != nil {
+						errs <- err
+						return
+					}
+					seq, err := checkPayload(m.Data, 64)
+					if err != nil {
+						errs <- err
+						return
+					}
+					mu.Lock()
+					seen[seq]++
+					done := len(seen) == n
+					mu.Unlock()
+					if done {
+						errs <- nil
+						return
+					}
+				}
+			})
+		}
+		for i := range n {
+			require.NoError(t, sender.Send(ctx, payload(uint64(i), 64)))
+			if i%100 == 0 {
+				time.Sleep(time.Millisecond) // the receivers catch up and wait (on QMux, reading themselves)
+			}
+		}
+		require.NoError(t, <-errs)
+		mu.Lock()
+		for seq, k := range seen {
+			require.Equal(t, 1, k, "message %d delivered %d times", seq, k)
+		}
+		require.Len(t, seen, n)
+		mu.Unlock()
+		require.NoError(t, receiver.Close()) // ends the other receivers
+		wg.Wait()
 	})
 }
