@@ -13,9 +13,12 @@ import (
 	"math/big"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlog"
+	"github.com/quic-go/quic-go/qlogwriter"
 )
 
 // refServerName is the name in every reference certificate, which clients verify.
@@ -102,10 +105,55 @@ type quicGoNode struct {
 	tr     *quic.Transport
 	ln     *quic.Listener
 	client *tls.Config
+	qc     func() *quic.Config
 	mu     sync.Mutex // serialises incoming connects, so the next accepted connection is the caller's
 }
 
-func quicGoNodes(_ context.Context, n int) ([]Node, error) {
+// quicGoConfig returns the quic.Config of the raw quic-go references: quic-go's defaults,
+// with a connection tracer when traced.
+//
+// peerwire's QUIC core has to install a qlog tracer on every connection: quic-go v0.64.1 has
+// no other way to learn of the server's HANDSHAKE_DONE or the peer's MAX_STREAMS. With a
+// tracer, quic-go builds an event for every packet sent and received, whatever the tracer
+// keeps. The traced reference pays the same, with a tracer that looks at the same events as
+// peerwire's, so that its figures separate what the tracer costs from what peerwire adds.
+func quicGoConfig(traced bool) func() *quic.Config {
+	if !traced {
+		return func() *quic.Config { return &quic.Config{} }
+	}
+	return func() *quic.Config {
+		return &quic.Config{Tracer: func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace { return new(refTrace) }}
+	}
+}
+
+// refTrace is the traced reference's tracer: it finds the frames peerwire's tracer looks for
+// and counts them in refTraceFrames.
+type refTrace struct{}
+
+// refTraceFrames counts the HANDSHAKE_DONE and MAX_STREAMS frames every refTrace saw: proof,
+// for the tests, that the traced reference runs with its tracer.
+var refTraceFrames atomic.Int64
+
+func (t *refTrace) AddProducer() qlogwriter.Recorder { return t }
+func (t *refTrace) SupportsSchemas(string) bool      { return false }
+func (t *refTrace) Close() error                     { return nil }
+
+func (t *refTrace) RecordEvent(ev qlogwriter.Event) {
+	if e, ok := ev.(qlog.PacketReceived); ok {
+		for _, f := range e.Frames {
+			switch f.Frame.(type) {
+			case *qlog.HandshakeDoneFrame, *qlog.MaxStreamsFrame:
+				refTraceFrames.Add(1)
+			}
+		}
+	}
+}
+
+func quicGoNodes(traced bool) func(context.Context, int) ([]Node, error) {
+	return func(_ context.Context, n int) ([]Node, error) { return startQUICGoNodes(n, quicGoConfig(traced)) }
+}
+
+func startQUICGoNodes(n int, qc func() *quic.Config) ([]Node, error) {
 	pki, err := newRefPKI()
 	if err != nil {
 		return nil, err
@@ -120,13 +168,13 @@ func quicGoNodes(_ context.Context, n int) ([]Node, error) {
 			return nil, err
 		}
 		tr := &quic.Transport{Conn: udp}
-		ln, err := tr.Listen(stc, &quic.Config{})
+		ln, err := tr.Listen(stc, qc())
 		if err != nil {
 			tr.Close()
 			udp.Close()
 			return nil, err
 		}
-		return &quicGoNode{udp: udp, tr: tr, ln: ln, client: ctc}, nil
+		return &quicGoNode{udp: udp, tr: tr, ln: ln, client: ctc, qc: qc}, nil
 	})
 }
 
@@ -140,7 +188,7 @@ func (n *quicGoNode) Connect(ctx context.Context, peer Node) (*Pair, error) {
 	to := peer.(*quicGoNode)
 	to.mu.Lock()
 	defer to.mu.Unlock()
-	cc, err := n.tr.Dial(ctx, to.udp.LocalAddr(), n.client, &quic.Config{})
+	cc, err := n.tr.Dial(ctx, to.udp.LocalAddr(), n.client, n.qc())
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +223,13 @@ func (n *quicGoNode) Connect(ctx context.Context, peer Node) (*Pair, error) {
 	}}, nil
 }
 
-func quicGoDialer(context.Context) (func(context.Context) error, func(), error) {
+func quicGoDialer(traced bool) func(context.Context) (func(context.Context) error, func(), error) {
+	return func(context.Context) (func(context.Context) error, func(), error) {
+		return startQUICGoDialer(quicGoConfig(traced))
+	}
+}
+
+func startQUICGoDialer(qc func() *quic.Config) (func(context.Context) error, func(), error) {
 	pki, err := newRefPKI()
 	if err != nil {
 		return nil, nil, err
@@ -188,7 +242,7 @@ func quicGoDialer(context.Context) (func(context.Context) error, func(), error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	ln, err := quic.ListenAddr("127.0.0.1:0", stc, &quic.Config{})
+	ln, err := quic.ListenAddr("127.0.0.1:0", stc, qc())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -212,7 +266,7 @@ func quicGoDialer(context.Context) (func(context.Context) error, func(), error) 
 		}
 	})
 	dial := func(ctx context.Context) error {
-		c, err := tr.Dial(ctx, ln.Addr(), ctc, &quic.Config{})
+		c, err := tr.Dial(ctx, ln.Addr(), ctc, qc())
 		if err != nil {
 			return err
 		}
