@@ -57,7 +57,11 @@
 // length or a payload. Once a Reader or Writer has returned an error, the
 // position in the stream is no longer known to be at a message boundary, so
 // the error is sticky: every later call returns it again. A Writer can be
-// reused with [Writer.Reset]; a Reader is replaced.
+// reused with [Writer.Reset]; a Reader is replaced. The exception is a read
+// deadline: a source error matching [os.ErrDeadlineExceeded] is returned as
+// is, the Reader keeps the part of the message it read, and the next call
+// resumes it, so that a deadline can interrupt a blocked read without losing
+// the stream's framing.
 //
 // Readers and Writers are not safe for concurrent use.
 package framing
