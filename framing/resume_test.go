@@ -146,6 +146,18 @@ func positional(n int, seed byte) []byte {
 	return b[:n:n]
 }
 
+// requireRest reads the messages want, in order, each with read, then io.EOF.
+func requireRest(t *testing.T, read func() ([]byte, error), want ...[]byte) {
+	t.Helper()
+	for i, w := range want {
+		msg, err := read()
+		require.NoError(t, err, "message %d", i)
+		requireMessage(t, w, msg, "message %d", i)
+	}
+	_, err := read()
+	require.Equal(t, io.EOF, err)
+}
+
 // requireMessage checks that got is want, byte for byte, in a slice of its own
 // size (len and cap), without printing megabytes on a mismatch.
 func requireMessage(t *testing.T, want, got []byte, msgAndArgs ...any) {
@@ -170,7 +182,9 @@ func requireDeadline(t *testing.T, want, err error) {
 	require.True(t, err == want, "got %v, want the source's error %v as it is", err, want)
 }
 
-// TestReaderDeadlineInHeaderResumes checks that a deadline after 0 to 3 bytes of a length prefix is returned as is, the bytes are kept, and the next calls return that message and the rest of the stream.
+// TestReaderDeadlineInHeaderResumes checks that a deadline after 0 to 3 bytes of a length prefix is
+// returned as is, the bytes are kept, and the next calls return that message and the rest of the
+// stream.
 func TestReaderDeadlineInHeaderResumes(t *testing.T) {
 	first, second := []byte("first message"), positional(300, 2)
 	stream := encode(t, first, second)
@@ -184,21 +198,16 @@ func TestReaderDeadlineInHeaderResumes(t *testing.T) {
 					require.Nil(t, msg)
 					require.Equal(t, k, r.Buffered(), "the header bytes read are kept")
 
-					msg, err = m.read(t, r)
-					require.NoError(t, err)
-					requireMessage(t, first, msg)
-					msg, err = m.read(t, r)
-					require.NoError(t, err)
-					requireMessage(t, second, msg)
-					_, err = m.read(t, r)
-					require.Equal(t, io.EOF, err)
+					requireRest(t, func() ([]byte, error) { return m.read(t, r) }, first, second)
 				})
 			}
 		}
 	}
 }
 
-// TestReaderDeadlineInSmallPayloadResumes checks that a deadline inside a payload that fits in the buffer, alone or with the bytes before it, is returned as is and the next call returns the whole message, followed by the rest of the stream.
+// TestReaderDeadlineInSmallPayloadResumes checks that a deadline inside a payload that fits in the
+// buffer, alone or with the bytes before it, is returned as is and the next call returns the whole
+// message, followed by the rest of the stream.
 func TestReaderDeadlineInSmallPayloadResumes(t *testing.T) {
 	payload := positional(1000, 1)
 	hdr := header(uint32(len(payload)))
@@ -221,17 +230,7 @@ func TestReaderDeadlineInSmallPayloadResumes(t *testing.T) {
 						requireDeadline(t, dl.err, err)
 						require.Nil(t, msg)
 
-						msg, err = m.read(t, r)
-						require.NoError(t, err)
-						requireMessage(t, payload, msg)
-						msg, err = m.read(t, r)
-						require.NoError(t, err)
-						require.Equal(t, []byte{}, msg)
-						msg, err = m.read(t, r)
-						require.NoError(t, err)
-						require.Equal(t, []byte("next"), msg)
-						_, err = m.read(t, r)
-						require.Equal(t, io.EOF, err)
+						requireRest(t, func() ([]byte, error) { return m.read(t, r) }, payload, []byte{}, []byte("next"))
 					})
 				}
 			}
@@ -239,7 +238,9 @@ func TestReaderDeadlineInSmallPayloadResumes(t *testing.T) {
 	}
 }
 
-// TestReaderDeadlineInLargePayloadResumes checks that a payload larger than the buffer, cut by several deadlines (right after the header, around the buffer and staging sizes, at its last byte), comes out byte-exact in a slice of its own size whichever method resumes it.
+// TestReaderDeadlineInLargePayloadResumes checks that a payload larger than the buffer, cut by
+// several deadlines (right after the header, around the buffer and staging sizes, at its last
+// byte), comes out byte-exact in a slice of its own size whichever method resumes it.
 func TestReaderDeadlineInLargePayloadResumes(t *testing.T) {
 	const size = 1<<20 + 12345
 	payload := positional(size, 3)
@@ -300,20 +301,15 @@ func TestReaderDeadlineInLargePayloadResumes(t *testing.T) {
 					requireDeadline(t, dl, err)
 					require.Nil(t, msg)
 				}
-				msg, err := read()
-				require.NoError(t, err)
-				requireMessage(t, payload, msg)
-				msg, err = read()
-				require.NoError(t, err)
-				require.Equal(t, after, msg)
-				_, err = read()
-				require.Equal(t, io.EOF, err)
+				requireRest(t, read, payload, after)
 			})
 		}
 	}
 }
 
-// TestReaderDeadlineResumedTransferCountsFromHeader checks that a message resumed after deadlines reports the time from its complete header (not from a deadline in the header, not from the resumption, and not from the zero time), whichever method started it.
+// TestReaderDeadlineResumedTransferCountsFromHeader checks that a message resumed after deadlines
+// reports the time from its complete header (not from a deadline in the header, not from the
+// resumption, and not from the zero time), whichever method started it.
 func TestReaderDeadlineResumedTransferCountsFromHeader(t *testing.T) {
 	payload := positional(1000, 4)
 	hdr := header(uint32(len(payload)))
@@ -388,7 +384,9 @@ func TestReaderDeadlineResumedTransferCountsFromHeader(t *testing.T) {
 	})
 }
 
-// TestReaderDeadlineResumesThePayloadNotAMessageInsideIt checks that after a deadline mid-payload, payload bytes that look like complete messages (00 00 00 01 'x' ...) are not parsed as messages: the resumed call returns the original message.
+// TestReaderDeadlineResumesThePayloadNotAMessageInsideIt checks that after a deadline mid-payload,
+// payload bytes that look like complete messages (00 00 00 01 'x' ...) are not parsed as messages:
+// the resumed call returns the original message.
 func TestReaderDeadlineResumesThePayloadNotAMessageInsideIt(t *testing.T) {
 	inner := encode(t, []byte("x"), []byte("yz")) // 00 00 00 01 'x' 00 00 00 02 'y' 'z'
 	payload := append(append(append([]byte{}, inner...), inner...), positional(100, 6)...)
@@ -410,21 +408,16 @@ func TestReaderDeadlineResumesThePayloadNotAMessageInsideIt(t *testing.T) {
 					requireDeadline(t, dl, err)
 					require.Nil(t, msg)
 
-					msg, err = m.read(t, r)
-					require.NoError(t, err)
-					requireMessage(t, payload, msg)
-					msg, err = m.read(t, r)
-					require.NoError(t, err)
-					require.Equal(t, []byte("after"), msg)
-					_, err = m.read(t, r)
-					require.Equal(t, io.EOF, err)
+					requireRest(t, func() ([]byte, error) { return m.read(t, r) }, payload, []byte("after"))
 				})
 			}
 		}
 	}
 }
 
-// TestReaderDeadlineOtherErrorsStaySticky checks that a source error that is not a deadline (including timeouts of other kinds and io.EOF inside a message) is returned and then returned again by every call, without reading the source, even after earlier deadlines were resumed.
+// TestReaderDeadlineOtherErrorsStaySticky checks that a source error that is not a deadline
+// (including timeouts of other kinds and io.EOF inside a message) is returned and then returned
+// again by every call, without reading the source, even after earlier deadlines were resumed.
 func TestReaderDeadlineOtherErrorsStaySticky(t *testing.T) {
 	boom := errors.New("boom")
 	small := positional(1000, 7)
@@ -478,7 +471,8 @@ func TestReaderDeadlineOtherErrorsStaySticky(t *testing.T) {
 	}
 }
 
-// TestReaderDeadlineAtBoundary checks that a deadline between messages is returned as is, and that io.EOF after it is a clean io.EOF, not an unexpected one.
+// TestReaderDeadlineAtBoundary checks that a deadline between messages is returned as is, and that
+// io.EOF after it is a clean io.EOF, not an unexpected one.
 func TestReaderDeadlineAtBoundary(t *testing.T) {
 	msg1 := []byte("one")
 	framed := encode(t, msg1)
@@ -516,7 +510,8 @@ func TestReaderDeadlineAtBoundary(t *testing.T) {
 	}
 }
 
-// TestReaderResumesAfterADeadlineAtEveryByte checks that a stream of small messages delivered one byte per read, with a deadline after every byte, comes out intact, each deadline reported once.
+// TestReaderResumesAfterADeadlineAtEveryByte checks that a stream of small messages delivered one
+// byte per read, with a deadline after every byte, comes out intact, each deadline reported once.
 func TestReaderResumesAfterADeadlineAtEveryByte(t *testing.T) {
 	msgs := [][]byte{{}, []byte("x"), positional(300, 9), {}, positional(5000, 10), []byte("end")}
 	stream := encode(t, msgs...)
@@ -546,7 +541,9 @@ func TestReaderResumesAfterADeadlineAtEveryByte(t *testing.T) {
 	require.Equal(t, len(stream)-1, deadlines, "every deadline is reported once")
 }
 
-// TestReaderResumesAcrossRandomSplitsAndDeadlines checks, over seeded random streams of 50 messages of 0 to 200 KiB cut at random points with random deadlines, that retrying after each deadline yields every message intact and in order, and every deadline once, in order.
+// TestReaderResumesAcrossRandomSplitsAndDeadlines checks, over seeded random streams of 50 messages
+// of 0 to 200 KiB cut at random points with random deadlines, that retrying after each deadline
+// yields every message intact and in order, and every deadline once, in order.
 func TestReaderResumesAcrossRandomSplitsAndDeadlines(t *testing.T) {
 	for seed := range uint64(4) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
