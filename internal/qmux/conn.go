@@ -116,7 +116,11 @@ type conn struct {
 	readEnded bool
 	// readerWake wakes the reader goroutine when the reading may be its own again.
 	readerWake chan struct{}
+	// The grace timer is lazy (see armGraceLocked): graceArmed tells whether it is
+	// pending, graceGen is driveGen when it was last armed or looked at.
 	graceTimer *time.Timer
+	graceArmed bool
+	graceGen   uint64
 	driveGen   uint64 // counts DriveRead calls, so that a late cut misses the next one
 	// driveDone is the Done channel of the last DriveRead context that had one, and
 	// driveStop its registration (context.AfterFunc), kept for the next call.
@@ -136,9 +140,13 @@ type conn struct {
 	rtt                 time.Duration
 
 	idle, keepAlive time.Duration
-	idleTimer       *time.Timer
-	keepTimer       *time.Timer
-	sentSinceRecv   bool // a send restarted the idle timer since the last receipt
+	// The idle and keep-alive timers are lazy (see activityLocked): activity records its
+	// time in idleFrom (and keepFrom, for receipts), and a timer that fires early re-arms
+	// itself for what remains.
+	idleTimer          *time.Timer
+	keepTimer          *time.Timer
+	idleFrom, keepFrom time.Time
+	sentSinceRecv      bool // a send restarted the idle timer since the last receipt
 	// recvSinceSend: a record arrived since we last packed records (inlineLocked). Unlike
 	// sentSinceRecv it changes when records are packed, under mu, not after their write: an
 	// answer that arrives while our write is in progress comes after it.
@@ -486,7 +494,8 @@ const (
 )
 
 // readGrace is how long the transport may go unread after a DriveRead caller stopped
-// reading, before the reader goroutine takes the reading back. A stream pool's Recv that
+// reading, before the reader goroutine takes the reading back (at least readGrace, less
+// than twice it: see armGraceLocked). A stream pool's Recv that
 // drives comes back within it while messages flow (after handling one message and sending
 // its answer); anything urgent (a stream Read, a write waiting for credit) takes the
 // reading back at once.
@@ -709,9 +718,17 @@ func (c *conn) cutLocked(gen uint64) {
 	_ = c.nc.SetReadDeadline(time.Now())
 }
 
-// armGraceLocked wakes the reader goroutine readGrace from now, unless a DriveRead caller
-// takes the reading first.
+// armGraceLocked wakes the reader goroutine readGrace from now, or up to readGrace later,
+// unless a DriveRead caller takes the reading first. A Recv loop ends a DriveRead call per
+// message, and a Timer.Reset each time would cost more than a small message (a deadline
+// earlier than the runtime's next one wakes an idle thread to watch it) and a clock read
+// still a little. So a pending timer is left alone: when it fires, onGrace sees from driveGen
+// whether a caller read since, and if so waits readGrace again.
 func (c *conn) armGraceLocked() {
+	if c.graceArmed {
+		return
+	}
+	c.graceArmed, c.graceGen = true, c.driveGen
 	if c.graceTimer == nil {
 		c.graceTimer = time.AfterFunc(readGrace, c.onGrace)
 		return
@@ -721,8 +738,19 @@ func (c *conn) armGraceLocked() {
 
 func (c *conn) onGrace() {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.graceArmed = false
+	if c.reader != readerNone {
+		return // somebody reads; a DriveRead caller arms the timer again when it stops
+	}
+	if c.graceGen != c.driveGen {
+		// A caller read since the timer was armed: the transport may have gone unread
+		// for less than readGrace.
+		c.graceArmed, c.graceGen = true, c.driveGen
+		c.graceTimer.Reset(readGrace)
+		return
+	}
 	c.kickReaderLocked()
-	c.mu.Unlock()
 }
 
 // kickReaderLocked wakes the reader goroutine when nobody reads the transport.
@@ -864,8 +892,10 @@ func (c *conn) applyParamsLocked(p *wire.TransportParameters) {
 	if p.MaxIdleTimeout > 0 && (idle == 0 || p.MaxIdleTimeout < idle) {
 		idle = p.MaxIdleTimeout
 	}
+	now := time.Now()
 	if idle > 0 {
 		c.idle = max(idle, minIdleTimeout)
+		c.idleFrom = now
 		c.idleTimer = time.AfterFunc(c.idle, c.onIdle)
 	}
 	if ka := c.cfg.KeepAlive(); ka > 0 {
@@ -873,6 +903,7 @@ func (c *conn) applyParamsLocked(p *wire.TransportParameters) {
 			ka = min(ka, c.idle/2)
 		}
 		c.keepAlive = ka
+		c.keepFrom = now
 		c.keepTimer = time.AfterFunc(ka, c.onKeepAlive)
 	}
 	close(c.params)
@@ -911,7 +942,12 @@ func (c *conn) notifyCapacity() {
 
 // activityLocked restarts the idle timer: a record was received, or sent. As in RFC 9000
 // §10.1, only the first send after a receipt restarts it: otherwise our own keep-alives
-// would keep a connection to a silent (dead) peer open for ever.
+// would keep a connection to a silent (dead) peer open for ever. A receipt also restarts
+// the keep-alive timer.
+//
+// The timers are lazy: this runs for every record, and a Timer.Reset each time would cost
+// more than a small record (it can wake an idle thread of the runtime). Only the time is
+// recorded; onIdle and onKeepAlive, when their timer fires, re-arm it for what remains.
 func (c *conn) activityLocked(sent bool) {
 	if c.closeErr != nil {
 		return
@@ -924,16 +960,29 @@ func (c *conn) activityLocked(sent bool) {
 	} else {
 		c.sentSinceRecv = false
 		c.recvSinceSend = true
-		if c.keepTimer != nil {
-			c.keepTimer.Reset(c.keepAlive)
-		}
 	}
-	if c.idleTimer != nil {
-		c.idleTimer.Reset(c.idle)
+	if c.idleTimer == nil && c.keepTimer == nil {
+		return
+	}
+	now := time.Now()
+	c.idleFrom = now
+	if !sent {
+		c.keepFrom = now
 	}
 }
 
 func (c *conn) onIdle() {
+	c.mu.Lock()
+	if c.closeErr != nil {
+		c.mu.Unlock()
+		return
+	}
+	if left := c.idle - time.Since(c.idleFrom); left > 0 {
+		c.idleTimer.Reset(left)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
 	c.closeWith(&session.CloseError{Kind: session.ClosedByIdleTimeout}, nil)
 }
 
@@ -943,8 +992,13 @@ func (c *conn) onKeepAlive() {
 	if c.closeErr != nil {
 		return
 	}
+	if left := c.keepAlive - time.Since(c.keepFrom); left > 0 {
+		c.keepTimer.Reset(left)
+		return
+	}
 	c.pingSent++
 	c.pingAt = time.Now()
+	c.keepFrom = c.pingAt
 	c.ctrl = append(c.ctrl, &wire.PingFrame{Sequence: c.pingSent})
 	c.signalWriter()
 	c.keepTimer.Reset(c.keepAlive)

@@ -3,6 +3,7 @@ package qmux
 import (
 	"context"
 	"io"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -79,6 +80,50 @@ func TestDriveReadReadsOnTheCallersGoroutine(t *testing.T) {
 		require.Equal(t, "abcde", string(got))
 		require.Equal(t, readerLoop, whoReads(p.c))
 		require.Equal(t, int64(2), p.c.drivenRecords.Load())
+	})
+}
+
+// The reader goroutine takes the reading back at least readGrace after the last DriveRead
+// call stopped, and less than twice readGrace after it, however many calls came before: a
+// call made while the grace timer is pending postpones the take-over without resetting
+// the timer.
+func TestDriveReadGraceCountsFromTheLastCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPeer(t, testConfig(), false)
+		p.handshake(peerParams())
+		id, r := handOver(t, p)
+
+		off := uint64(2)
+		driveOne := func() {
+			t.Helper()
+			res := drive(t.Context(), p.c, pushedAtLeast(r, int(off)+1))
+			synctest.Wait()
+			p.sendStream(id, off, []byte("x"), false)
+			off++
+			require.True(t, <-res)
+			require.Equal(t, readerNone, whoReads(p.c))
+		}
+		// A call every 0.8 readGrace, for about ten graces: the reader goroutine never takes over.
+		for range 12 {
+			driveOne()
+			time.Sleep(readGrace * 8 / 10)
+			require.Equal(t, readerNone, whoReads(p.c), "a caller read within readGrace")
+		}
+		require.Equal(t, int64(12), p.c.drivenRecords.Load(), "every record was read by a caller")
+
+		driveOne()
+		last := time.Now()
+		p.sendStream(id, off, []byte("y"), false) // read by the reader goroutine once it takes over
+		for whoReads(p.c) == readerNone {
+			time.Sleep(readGrace / 50)
+		}
+		took := time.Since(last)
+		require.GreaterOrEqual(t, took, readGrace)
+		require.Less(t, took, 2*readGrace+readGrace/50)
+		synctest.Wait()
+		got, _, _, _ := r.snapshot()
+		require.Equal(t, "ab"+strings.Repeat("x", 13)+"y", string(got))
+		require.Equal(t, int64(13), p.c.drivenRecords.Load())
 	})
 }
 
