@@ -24,6 +24,11 @@ type Case struct {
 	Name    string
 	Metrics []Metric
 	Run     func(ctx context.Context, s System, size Size) ([]float64, error)
+	// RunTogether, when not nil, measures several systems side by side, their work
+	// interleaved, and returns Run's figures for each, in the order of ss; Run is then
+	// RunTogether with one system. Report's Run uses it for a case whose figures drift with
+	// the machine faster than one system's measurement lasts.
+	RunTogether func(ctx context.Context, ss []System, size Size) ([][]float64, error)
 }
 
 // benchUnit is the unit under which a testing.B benchmark of c reports m: the metric's unit,
@@ -77,7 +82,8 @@ func Cases() []Case {
 		messageCase("messages-256B", MessageSize),
 		messageCase("messages-4KiB", 4<<10),
 		{Name: "bulk", Metrics: []Metric{{"bulk", "MiB/s", true}}, Run: runBulk},
-		{Name: "rtt", Metrics: []Metric{{"rtt-p50", "µs", false}, {"rtt-p99", "µs", false}}, Run: runRTT},
+		{Name: "rtt", Metrics: []Metric{{"rtt-p50", "µs", false}, {"rtt-p99", "µs", false}},
+			Run: runAlone(runRTT), RunTogether: runRTT},
 		{Name: "handshakes", Metrics: []Metric{{"handshakes", "conns/s", true}}, Run: runHandshakes},
 		{Name: "idle-conn-memory", Metrics: []Metric{{"idle-conn-memory", "KiB/conn", false}}, Run: runIdleMemory},
 		{Name: "fanout", Metrics: []Metric{{"fanout-p50", "µs", false}}, Run: runFanout},
@@ -154,10 +160,65 @@ func percentile(sorted []time.Duration, q float64) float64 {
 	return float64(sorted[i]) / float64(time.Microsecond)
 }
 
-// runRTT sends a 64 B request and waits for the 64 B echo, RoundTrips times.
-func runRTT(ctx context.Context, s System, size Size) ([]float64, error) {
-	return withPair(ctx, s, func(p *Pair) ([]float64, error) {
-		errc := make(chan error, 1)
+// runAlone makes a Case.Run of a Case.RunTogether.
+func runAlone(together func(context.Context, []System, Size) ([][]float64, error)) func(context.Context, System, Size) ([]float64, error) {
+	return func(ctx context.Context, s System, size Size) ([]float64, error) {
+		v, err := together(ctx, []System{s}, size)
+		if err != nil {
+			return nil, err
+		}
+		return v[0], nil
+	}
+}
+
+// rttBlocks is how many blocks each system's round trips are measured in.
+const rttBlocks = 20
+
+// runRTT sends a 64 B request and waits for the 64 B echo, RoundTrips times on each system
+// of ss, in rttBlocks blocks per system that take turns: one block of every system, then
+// the next block of every system (in a rotated order), and so on. A round trip takes tens
+// of microseconds, and on a shared machine its figure drifts by more than the targets'
+// margins over the seconds that a run lasts; side by side, every system meets the same
+// drift, and their ratio compares like with like. Each block starts with a garbage
+// collection, so that no system pays for another's garbage.
+func runRTT(ctx context.Context, ss []System, size Size) (_ [][]float64, err error) {
+	type echoed struct {
+		name    string
+		p       *Pair
+		cleanup func()
+		echoErr chan error
+		rtts    []time.Duration
+	}
+	var es []*echoed
+	defer func() {
+		for _, e := range es {
+			var echoErr error
+			if err == nil {
+				echoErr = <-e.echoErr
+			} else {
+				// An echo that failed before we close its connection tells why a round
+				// trip failed; one still running fails because we close it.
+				select {
+				case echoErr = <-e.echoErr:
+				default:
+					e.p.Close()
+					<-e.echoErr
+				}
+			}
+			if echoErr != nil {
+				err = errors.Join(err, fmt.Errorf("%s: echo: %w", e.name, echoErr))
+			}
+			e.cleanup()
+		}
+	}()
+	for _, s := range ss {
+		p, cleanup, err := connectPair(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		e := &echoed{name: s.Name, p: p, cleanup: cleanup, echoErr: make(chan error, 1),
+			rtts: make([]time.Duration, 0, size.RoundTrips)}
+		es = append(es, e)
 		go func() {
 			for range size.RoundTrips {
 				m, err := p.Server.Recv(ctx)
@@ -165,34 +226,40 @@ func runRTT(ctx context.Context, s System, size Size) ([]float64, error) {
 					err = p.Server.Send(ctx, m)
 				}
 				if err != nil {
-					errc <- err
+					e.echoErr <- err
+					p.Close() // unblocks the client's Recv
 					return
 				}
 			}
-			errc <- nil
+			e.echoErr <- nil
 		}()
-		msg := make([]byte, rttMessage)
-		rtts := make([]time.Duration, 0, size.RoundTrips)
-		var err error
-		for range size.RoundTrips {
-			start := time.Now()
-			if err = p.Client.Send(ctx, msg); err != nil {
-				break
+	}
+	msg := make([]byte, rttMessage)
+	blocks := max(min(rttBlocks, size.RoundTrips), 1)
+	for b := range blocks {
+		n := size.RoundTrips*(b+1)/blocks - size.RoundTrips*b/blocks
+		for k := range es {
+			e := es[(k+b)%len(es)]
+			runtime.GC()
+			for range n {
+				start := time.Now()
+				err := e.p.Client.Send(ctx, msg)
+				if err == nil {
+					_, err = e.p.Client.Recv(ctx)
+				}
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", e.name, err)
+				}
+				e.rtts = append(e.rtts, time.Since(start))
 			}
-			if _, err = p.Client.Recv(ctx); err != nil {
-				break
-			}
-			rtts = append(rtts, time.Since(start))
 		}
-		if err != nil {
-			p.Close() // unblocks the echo
-		}
-		if err = errors.Join(err, <-errc); err != nil {
-			return nil, err
-		}
-		slices.Sort(rtts)
-		return []float64{percentile(rtts, 0.50), percentile(rtts, 0.99)}, nil
-	})
+	}
+	out := make([][]float64, len(es))
+	for i, e := range es {
+		slices.Sort(e.rtts)
+		out[i] = []float64{percentile(e.rtts, 0.50), percentile(e.rtts, 0.99)}
+	}
+	return out, nil
 }
 
 // runHandshakes dials one listener sequentially for Size.Handshakes, each dial a full

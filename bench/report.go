@@ -48,26 +48,44 @@ func Run(ctx context.Context, size Size, runs int, progress io.Writer) (*Report,
 			// Each run starts with a different system, so that no system always follows the
 			// same one, and each measurement starts with the previous one's garbage
 			// collected, so that no system pays for another's.
+			order := make([]System, len(systems))
 			for k := range systems {
-				s := systems[(k+r)%len(systems)]
+				order[k] = systems[(k+r)%len(systems)]
+			}
+			record := func(s System, v []float64, took time.Duration, how string) {
+				if progress != nil {
+					var figures []string
+					for i, m := range c.Metrics {
+						figures = append(figures, fmt.Sprintf("%s %s %s", m.Name, formatValue(v[i]), m.Unit))
+					}
+					fmt.Fprintf(progress, "run %d/%d: %s: %s (%s%.1f s)\n", r+1, runs, s.Name, strings.Join(figures, ", "),
+						how, took.Seconds())
+				}
+				for i, m := range c.Metrics {
+					k := key{m.Name, s.Name}
+					samples[k] = append(samples[k], v[i])
+				}
+			}
+			if c.RunTogether != nil {
+				runtime.GC()
+				start := time.Now()
+				vs, err := c.RunTogether(ctx, order, size)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", c.Name, err)
+				}
+				for k, s := range order {
+					record(s, vs[k], time.Since(start), "all systems side by side, ")
+				}
+				continue
+			}
+			for _, s := range order {
 				runtime.GC()
 				start := time.Now()
 				v, err := c.Run(ctx, s, size)
 				if err != nil {
 					return nil, fmt.Errorf("%s on %s: %w", c.Name, s.Name, err)
 				}
-				if progress != nil {
-					var figures []string
-					for i, m := range c.Metrics {
-						figures = append(figures, fmt.Sprintf("%s %s %s", m.Name, formatValue(v[i]), m.Unit))
-					}
-					fmt.Fprintf(progress, "run %d/%d: %s: %s (%.1f s)\n", r+1, runs, s.Name, strings.Join(figures, ", "),
-						time.Since(start).Seconds())
-				}
-				for i, m := range c.Metrics {
-					k := key{m.Name, s.Name}
-					samples[k] = append(samples[k], v[i])
-				}
+				record(s, v, time.Since(start), "")
 			}
 		}
 	}
