@@ -13,8 +13,8 @@
 // round trips (p50 and p99), sequential mutually authenticated handshakes, heap per idle
 // connection, and the fan-out of one message to many peers. Figures are reported as absolute
 // values and as ratios to the references measured in the same run, because absolute figures
-// drift on shared machines; round trips, whose figures drift fastest, are measured on every
-// system side by side, in blocks that take turns (Case.RunTogether).
+// drift on shared machines; round trips and bulk transfers, whose figures drift most, are
+// measured on every system side by side, in blocks that take turns (Case.RunTogether).
 //
 // The testing.B benchmarks of this package and `peer bench` run the same code; Run gathers a
 // Report, which prints as a table (WriteTable), JSON (WriteJSON) or an SVG chart (WriteSVG).

@@ -81,7 +81,7 @@ func Cases() []Case {
 		messageCase("messages-64B", 64),
 		messageCase("messages-256B", MessageSize),
 		messageCase("messages-4KiB", 4<<10),
-		{Name: "bulk", Metrics: []Metric{{"bulk", "MiB/s", true}}, Run: runBulk},
+		{Name: "bulk", Metrics: []Metric{{"bulk", "MiB/s", true}}, Run: runAlone(runBulk), RunTogether: runBulk},
 		{Name: "rtt", Metrics: []Metric{{"rtt-p50", "µs", false}, {"rtt-p99", "µs", false}},
 			Run: runAlone(runRTT), RunTogether: runRTT},
 		{Name: "handshakes", Metrics: []Metric{{"handshakes", "conns/s", true}}, Run: runHandshakes},
@@ -109,6 +109,7 @@ func stream(ctx context.Context, p *Pair, n, size int) (time.Duration, error) {
 		for range n {
 			if _, err := p.Server.Recv(ctx); err != nil {
 				errc <- err
+				p.Close() // unblocks a sender waiting for flow-control credit
 				return
 			}
 		}
@@ -116,14 +117,30 @@ func stream(ctx context.Context, p *Pair, n, size int) (time.Duration, error) {
 	}()
 	for range n {
 		if err := p.Client.Send(ctx, msg); err != nil {
-			p.Close() // unblocks the receiver
-			return 0, errors.Join(err, <-errc)
+			return 0, joinPeer(p, err, errc, "receiver")
 		}
 	}
 	if err := <-errc; err != nil {
-		return 0, err
+		return 0, fmt.Errorf("receiver: %w", err)
 	}
 	return time.Since(start), nil
+}
+
+// joinPeer ends, after err on the client's side of p, the goroutine serving the other end
+// (which reports on errc) and returns err, joined with that goroutine's error if it failed
+// first (a failure that closes p and so causes err). One still running is stopped by closing
+// p; its error then says nothing new.
+func joinPeer(p *Pair, err error, errc <-chan error, role string) error {
+	select {
+	case peerErr := <-errc:
+		if peerErr != nil {
+			return errors.Join(err, fmt.Errorf("%s: %w", role, peerErr))
+		}
+	default:
+		p.Close()
+		<-errc
+	}
+	return err
 }
 
 func withPair(ctx context.Context, s System, f func(*Pair) ([]float64, error)) ([]float64, error) {
@@ -146,12 +163,64 @@ func messageCase(name string, size int) Case {
 	}}
 }
 
-func runBulk(ctx context.Context, s System, size Size) ([]float64, error) {
-	return withPair(ctx, s, func(p *Pair) ([]float64, error) {
-		n := max(size.BulkBytes/bulkMessage, 1)
-		d, err := stream(ctx, p, n, bulkMessage)
-		return []float64{float64(n*bulkMessage) / (1 << 20) / d.Seconds()}, err
+// bulkBlocks is how many blocks each system's bulk transfer is measured in.
+const bulkBlocks = 8
+
+// runBulk sends BulkBytes in 1 MiB messages on each system of ss, side by side in
+// bulkBlocks blocks per system (see sideBySide), and reports MiB/s over the blocks' time.
+func runBulk(ctx context.Context, ss []System, size Size) ([][]float64, error) {
+	n := max(size.BulkBytes/bulkMessage, 1)
+	took := make([]time.Duration, len(ss))
+	err := sideBySide(ctx, ss, n, bulkBlocks, func(i int, p *Pair, k int) error {
+		d, err := stream(ctx, p, k, bulkMessage)
+		took[i] += d
+		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float64, len(ss))
+	for i := range ss {
+		out[i] = []float64{float64(n*bulkMessage) / (1 << 20) / took[i].Seconds()}
+	}
+	return out, nil
+}
+
+// sideBySide connects a pair of nodes of every system in ss and has work do total units on
+// each pair, in blocks that take turns: a block of every system, then the next block of
+// every system (the order rotating from one round of blocks to the next), and so on.
+// work(i, p, n) does n units on pair p of system ss[i]. A figure such as a round trip or a
+// transfer rate drifts on a shared machine by more than the targets' margins over the
+// seconds that measuring every system takes; side by side, every system meets the same
+// drift, and their ratio compares like with like. Each block starts with a garbage
+// collection, so that no system pays for another's garbage.
+func sideBySide(ctx context.Context, ss []System, total, blocks int, work func(i int, p *Pair, n int) error) error {
+	pairs := make([]*Pair, 0, len(ss))
+	var cleanups []func()
+	defer func() {
+		for _, cleanup := range cleanups {
+			cleanup()
+		}
+	}()
+	for _, s := range ss {
+		p, cleanup, err := connectPair(ctx, s)
+		if err != nil {
+			return err
+		}
+		pairs, cleanups = append(pairs, p), append(cleanups, cleanup)
+	}
+	blocks = max(min(blocks, total), 1)
+	for b := range blocks {
+		n := total*(b+1)/blocks - total*b/blocks
+		for k := range ss {
+			i := (k + b) % len(ss)
+			runtime.GC()
+			if err := work(i, pairs[i], n); err != nil {
+				return fmt.Errorf("%s: %w", ss[i].Name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // percentile returns the nearest-rank q-quantile (0 < q ≤ 1) of sorted, in microseconds.
@@ -175,89 +244,52 @@ func runAlone(together func(context.Context, []System, Size) ([][]float64, error
 const rttBlocks = 20
 
 // runRTT sends a 64 B request and waits for the 64 B echo, RoundTrips times on each system
-// of ss, in rttBlocks blocks per system that take turns: one block of every system, then
-// the next block of every system (in a rotated order), and so on. A round trip takes tens
-// of microseconds, and on a shared machine its figure drifts by more than the targets'
-// margins over the seconds that a run lasts; side by side, every system meets the same
-// drift, and their ratio compares like with like. Each block starts with a garbage
-// collection, so that no system pays for another's garbage.
-func runRTT(ctx context.Context, ss []System, size Size) (_ [][]float64, err error) {
-	type echoed struct {
-		name    string
-		p       *Pair
-		cleanup func()
-		echoErr chan error
-		rtts    []time.Duration
-	}
-	var es []*echoed
-	defer func() {
-		for _, e := range es {
-			var echoErr error
-			if err == nil {
-				echoErr = <-e.echoErr
-			} else {
-				// An echo that failed before we close its connection tells why a round
-				// trip failed; one still running fails because we close it.
-				select {
-				case echoErr = <-e.echoErr:
-				default:
-					e.p.Close()
-					<-e.echoErr
-				}
-			}
-			if echoErr != nil {
-				err = errors.Join(err, fmt.Errorf("%s: echo: %w", e.name, echoErr))
-			}
-			e.cleanup()
+// of ss, side by side in rttBlocks blocks per system (see sideBySide).
+func runRTT(ctx context.Context, ss []System, size Size) ([][]float64, error) {
+	msg := make([]byte, rttMessage)
+	rtts := make([][]time.Duration, len(ss))
+	err := sideBySide(ctx, ss, size.RoundTrips, rttBlocks, func(i int, p *Pair, n int) error {
+		if rtts[i] == nil {
+			rtts[i] = make([]time.Duration, 0, size.RoundTrips)
 		}
-	}()
-	for _, s := range ss {
-		p, cleanup, err := connectPair(ctx, s)
-		if err != nil {
-			return nil, err
-		}
-		e := &echoed{name: s.Name, p: p, cleanup: cleanup, echoErr: make(chan error, 1),
-			rtts: make([]time.Duration, 0, size.RoundTrips)}
-		es = append(es, e)
+		errc := make(chan error, 1)
 		go func() {
-			for range size.RoundTrips {
+			for range n {
 				m, err := p.Server.Recv(ctx)
 				if err == nil {
 					err = p.Server.Send(ctx, m)
 				}
 				if err != nil {
-					e.echoErr <- err
+					errc <- err
 					p.Close() // unblocks the client's Recv
 					return
 				}
 			}
-			e.echoErr <- nil
+			errc <- nil
 		}()
-	}
-	msg := make([]byte, rttMessage)
-	blocks := max(min(rttBlocks, size.RoundTrips), 1)
-	for b := range blocks {
-		n := size.RoundTrips*(b+1)/blocks - size.RoundTrips*b/blocks
-		for k := range es {
-			e := es[(k+b)%len(es)]
-			runtime.GC()
-			for range n {
-				start := time.Now()
-				err := e.p.Client.Send(ctx, msg)
-				if err == nil {
-					_, err = e.p.Client.Recv(ctx)
-				}
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", e.name, err)
-				}
-				e.rtts = append(e.rtts, time.Since(start))
+		for range n {
+			start := time.Now()
+			err := p.Client.Send(ctx, msg)
+			if err == nil {
+				_, err = p.Client.Recv(ctx)
 			}
+			if err != nil {
+				return joinPeer(p, err, errc, "echo")
+			}
+			rtts[i] = append(rtts[i], time.Since(start))
 		}
+		if err := <-errc; err != nil {
+			return fmt.Errorf("echo: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	out := make([][]float64, len(es))
-	for i, e := range es {
-		slices.Sort(e.rtts)
-		out[i] = []float64{percentile(e.rtts, 0.50), percentile(e.rtts, 0.99)}
+	out := make([][]float64, len(ss))
+	for i := range ss {
+		slices.Sort(rtts[i])
+		out[i] = []float64{percentile(rtts[i], 0.50), percentile(rtts[i], 0.99)}
 	}
 	return out, nil
 }

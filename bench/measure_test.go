@@ -24,19 +24,21 @@ func (l *sendLog) add(name string) {
 	l.mu.Unlock()
 }
 
-// loggedEndpoint is an Endpoint that logs its sends under name (unless log is nil) and,
-// when failAfter is positive, fails the send after failAfter successful ones.
+// loggedEndpoint is an Endpoint that logs its sends under name (unless log is nil) and
+// fails its sends after sendFails successful ones, its receives after recvFails (0: never).
 type loggedEndpoint struct {
 	Endpoint
-	log       *sendLog
-	name      string
-	sent      int
-	failAfter int
+	log                  *sendLog
+	name                 string
+	sent, recvd          int
+	sendFails, recvFails int
 }
 
+var errRefused = errors.New("refused by the test")
+
 func (e *loggedEndpoint) Send(ctx context.Context, msg []byte) error {
-	if e.failAfter > 0 && e.sent == e.failAfter {
-		return errors.New("send refused by the test")
+	if e.sendFails > 0 && e.sent == e.sendFails {
+		return fmt.Errorf("send %w", errRefused)
 	}
 	e.sent++
 	if e.log != nil {
@@ -45,13 +47,26 @@ func (e *loggedEndpoint) Send(ctx context.Context, msg []byte) error {
 	return e.Endpoint.Send(ctx, msg)
 }
 
-// loggedNode connects as its plain-TCP node does, wrapping the ends of each pair: the
-// client's sends are logged; either end may be told to fail (failAfter).
+func (e *loggedEndpoint) Recv(ctx context.Context) ([]byte, error) {
+	if e.recvFails > 0 && e.recvd == e.recvFails {
+		return nil, fmt.Errorf("recv %w", errRefused)
+	}
+	e.recvd++
+	return e.Endpoint.Recv(ctx)
+}
+
+// logged describes a test system: the plain-TCP reference under another name, its client's
+// sends logged, its ends failing after as many operations as told (0: never).
+type logged struct {
+	name                                              string
+	log                                               *sendLog
+	clientSendFails, serverSendFails, serverRecvFails int
+}
+
+// loggedNode connects as its plain-TCP node does and wraps both ends of each pair.
 type loggedNode struct {
 	Node
-	log                        *sendLog
-	name                       string
-	failAfter, serverFailAfter int
+	logged
 }
 
 func (n *loggedNode) Connect(ctx context.Context, peer Node) (*Pair, error) {
@@ -59,21 +74,33 @@ func (n *loggedNode) Connect(ctx context.Context, peer Node) (*Pair, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Client = &loggedEndpoint{Endpoint: p.Client, log: n.log, name: n.name, failAfter: n.failAfter}
-	p.Server = &loggedEndpoint{Endpoint: p.Server, name: n.name, failAfter: n.serverFailAfter}
+	p.Client = &loggedEndpoint{Endpoint: p.Client, log: n.log, name: n.name, sendFails: n.clientSendFails}
+	p.Server = &loggedEndpoint{Endpoint: p.Server, name: n.name, sendFails: n.serverSendFails,
+		recvFails: n.serverRecvFails}
 	return p, nil
 }
 
-// loggedSystem is the plain-TCP reference under another name, its client sends logged;
-// failAfter and serverFailAfter make its ends fail (0: never).
-func loggedSystem(name string, log *sendLog, failAfter, serverFailAfter int) System {
-	return System{Name: name, Family: "tcp", Nodes: func(ctx context.Context, n int) ([]Node, error) {
+func (l logged) system() System {
+	return System{Name: l.name, Family: "tcp", Nodes: func(ctx context.Context, n int) ([]Node, error) {
 		nodes, err := tcpNodes(false)(ctx, n)
 		for i, nd := range nodes {
-			nodes[i] = &loggedNode{Node: nd, log: log, name: name, failAfter: failAfter, serverFailAfter: serverFailAfter}
+			nodes[i] = &loggedNode{Node: nd, logged: l}
 		}
 		return nodes, err
 	}}
+}
+
+// abc returns three logged systems a, b and c sharing log.
+func abc(log *sendLog) []logged {
+	return []logged{{name: "a", log: log}, {name: "b", log: log}, {name: "c", log: log}}
+}
+
+func systems(ls []logged) []System {
+	var ss []System
+	for _, l := range ls {
+		ss = append(ss, l.system())
+	}
+	return ss
 }
 
 // runs compresses a log into "name×count" runs.
@@ -90,15 +117,28 @@ func runs(names []string) []string {
 	return out
 }
 
+// wantBlocks is the log of total sends per system of a, b and c measured side by side in
+// blocks.
+func wantBlocks(total, blocks int) string {
+	var want []string
+	names := []string{"a", "b", "c"}
+	for b := range blocks {
+		n := total*(b+1)/blocks - total*b/blocks
+		for k := range names {
+			want = append(want, fmt.Sprintf("%s×%d", names[(k+b)%3], n))
+		}
+	}
+	return strings.Join(want, " ")
+}
+
 // The round trips of several systems are measured in blocks that take turns, the order
 // rotating from one round of blocks to the next, and every system makes RoundTrips round
 // trips.
 func TestRTTInterleavesSystemsInBlocks(t *testing.T) {
 	log := &sendLog{}
-	ss := []System{loggedSystem("a", log, 0, 0), loggedSystem("b", log, 0, 0), loggedSystem("c", log, 0, 0)}
 	size := Tiny
 	size.RoundTrips = 2*rttBlocks + 3 // blocks of 2 and, for 3 of them, 3
-	v, err := runRTT(t.Context(), ss, size)
+	v, err := runRTT(t.Context(), systems(abc(log)), size)
 	require.NoError(t, err)
 	require.Len(t, v, 3)
 	for i := range v {
@@ -106,55 +146,73 @@ func TestRTTInterleavesSystemsInBlocks(t *testing.T) {
 		require.Positive(t, v[i][0], "p50")
 		require.GreaterOrEqual(t, v[i][1], v[i][0], "p99 ≥ p50")
 	}
-
-	var want []string
-	names := []string{"a", "b", "c"}
-	for b := range rttBlocks {
-		n := size.RoundTrips*(b+1)/rttBlocks - size.RoundTrips*b/rttBlocks
-		for k := range names {
-			want = append(want, fmt.Sprintf("%s×%d", names[(k+b)%3], n))
-		}
-	}
-	got := runs(log.names)
-	require.Equal(t, strings.Join(want, " "), strings.Join(got, " "))
-	for _, name := range names {
-		require.Equal(t, size.RoundTrips, strings.Count(strings.Join(log.names, ""), name))
-	}
+	require.Equal(t, wantBlocks(size.RoundTrips, rttBlocks), strings.Join(runs(log.names), " "))
 }
 
-// One system measured alone makes its RoundTrips round trips in order.
-func TestRTTAlone(t *testing.T) {
+// The same for bulk transfers: every system sends all of BulkBytes, in blocks that take
+// turns.
+func TestBulkInterleavesSystemsInBlocks(t *testing.T) {
 	log := &sendLog{}
 	size := Tiny
-	size.RoundTrips = 7
-	i := slices.IndexFunc(Cases(), func(c Case) bool { return c.Name == "rtt" })
-	v, err := Cases()[i].Run(t.Context(), loggedSystem("a", log, 0, 0), size)
+	size.BulkBytes = (2*bulkBlocks + 1) * bulkMessage
+	v, err := runBulk(t.Context(), systems(abc(log)), size)
 	require.NoError(t, err)
-	require.Len(t, v, 2)
-	require.Equal(t, []string{"a×7"}, runs(log.names))
+	require.Len(t, v, 3)
+	for i := range v {
+		require.Len(t, v[i], 1)
+		require.Positive(t, v[i][0])
+	}
+	require.Equal(t, wantBlocks(2*bulkBlocks+1, bulkBlocks), strings.Join(runs(log.names), " "))
 }
 
-// A system that fails mid-way fails the measurement with its name; every connection is
-// closed and every echo goroutine ends (TestMain checks for leaks).
-func TestRTTFailureNamesTheSystem(t *testing.T) {
-	log := &sendLog{}
-	ss := []System{loggedSystem("a", log, 0, 0), loggedSystem("b", log, 5, 0), loggedSystem("c", log, 0, 0)}
+// One system measured alone (Case.Run, as the testing.B benchmarks do) does all its work,
+// in order.
+func TestSideBySideCasesAlone(t *testing.T) {
 	size := Tiny
-	size.RoundTrips = 40
-	_, err := runRTT(t.Context(), ss, size)
-	require.EqualError(t, err, "b: send refused by the test", "the echoes we stopped add nothing")
+	size.RoundTrips, size.BulkBytes = 7, 3*bulkMessage
+	for name, want := range map[string]string{"rtt": "a×7", "bulk": "a×3"} {
+		log := &sendLog{}
+		i := slices.IndexFunc(Cases(), func(c Case) bool { return c.Name == name })
+		require.NotNil(t, Cases()[i].RunTogether, name)
+		v, err := Cases()[i].Run(t.Context(), logged{name: "a", log: log}.system(), size)
+		require.NoError(t, err, name)
+		require.Len(t, v, len(Cases()[i].Metrics), name)
+		require.Equal(t, []string{want}, runs(log.names), name)
+	}
 }
 
-// An echo that fails by itself ends the measurement (its client would otherwise wait for
-// an answer for ever), and its error says why.
-func TestRTTEchoFailureNamesTheSystem(t *testing.T) {
-	log := &sendLog{}
-	ss := []System{loggedSystem("a", log, 0, 0), loggedSystem("b", log, 0, 0), loggedSystem("c", log, 0, 5)}
-	size := Tiny
-	size.RoundTrips = 40
-	_, err := runRTT(t.Context(), ss, size)
-	require.ErrorContains(t, err, "c: echo: send refused by the test")
-	require.True(t, strings.HasPrefix(err.Error(), "c: "), "the client's error comes first: %v", err)
-	require.NotContains(t, err.Error(), "a:")
-	require.NotContains(t, err.Error(), "b:")
+// A system whose client fails mid-way fails the measurement with its name; the other end,
+// stopped by us, adds nothing; every connection is closed and every goroutine ends
+// (TestMain checks for leaks).
+func TestSideBySideClientFailureNamesTheSystem(t *testing.T) {
+	for _, tc := range []struct {
+		run  func(context.Context, []System, Size) ([][]float64, error)
+		size Size
+	}{
+		{runRTT, Size{RoundTrips: 40}},
+		{runBulk, Size{BulkBytes: 16 * bulkMessage}},
+	} {
+		ls := abc(&sendLog{})
+		ls[1].clientSendFails = 5
+		_, err := tc.run(t.Context(), systems(ls), tc.size)
+		require.EqualError(t, err, "b: send refused by the test")
+	}
+}
+
+// An echo or a receiver that fails by itself ends the measurement (its client would
+// otherwise wait for ever), and the error says why.
+func TestSideBySideServerFailureNamesTheSystem(t *testing.T) {
+	ls := abc(&sendLog{})
+	ls[2].serverSendFails = 5
+	_, err := runRTT(t.Context(), systems(ls), Size{RoundTrips: 40})
+	require.ErrorIs(t, err, errRefused)
+	require.ErrorContains(t, err, "echo: send refused by the test")
+	require.True(t, strings.HasPrefix(err.Error(), "c: "), "%v", err)
+
+	ls = abc(&sendLog{})
+	ls[0].serverRecvFails = 5
+	_, err = runBulk(t.Context(), systems(ls), Size{BulkBytes: 16 * bulkMessage})
+	require.ErrorIs(t, err, errRefused)
+	require.ErrorContains(t, err, "receiver: recv refused by the test")
+	require.True(t, strings.HasPrefix(err.Error(), "a: "), "%v", err)
 }

@@ -26,7 +26,7 @@ latency p50 and p99, handshakes, memory per idle connection, fan-out of one mess
 peers) on peerwire over QUIC and over QMux and on the references (raw quic-go, crypto/tls 1.3
 over TCP, plain TCP, go-libp2p hosts over quic-v1 and over TCP, and quic-go with a qlog tracer
 installed, which peerwire's QUIC core must have), in this process, on 127.0.0.1. Each run
-measures all systems back to back (round trips side by side, in blocks that take turns). The first table shows medians over the runs; the second
+measures all systems back to back (round trips and bulk transfers side by side, in blocks that take turns). The first table shows medians over the runs; the second
 each peerwire figure's ratio to its reference (QUIC to quic-go, QMux to TLS over TCP, then both
 to the go-libp2p transport of the same family, then QUIC to the traced quic-go), above 1
 meaning peerwire is better. --plot draws the same comparison as an SVG chart. Progress goes to stderr. See
