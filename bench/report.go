@@ -67,7 +67,7 @@ func Run(ctx context.Context, size Size, runs int, progress io.Writer) (*Report,
 				}
 			}
 			if c.RunTogether != nil {
-				runtime.GC()
+				// It collects garbage before each of its blocks.
 				start := time.Now()
 				vs, err := c.RunTogether(ctx, order, size)
 				if err != nil {
