@@ -54,6 +54,9 @@ type Pool struct {
 	// driveDone tells a driving Recv to stop: a message is queued, or the pool is closing.
 	driver    session.ReadDriver
 	driveDone func() bool
+	// handedOver is the driver's ReadHandedOver (nil, never ready, without a driver): a Recv
+	// whose DriveRead found the connection's reader reading waits for it beside the queue.
+	handedOver <-chan struct{}
 	// driving counts Recvs reading the connection: a message a readLoop queues (not parsed
 	// by the reading goroutine itself) must interrupt them, or they would keep reading.
 	driving atomic.Int32
@@ -85,7 +88,7 @@ func New(conn session.Conn, cfg Config) *Pool {
 	}
 	p.ctx, p.cancel = context.WithCancel(conn.Context())
 	if d, ok := conn.(session.ReadDriver); ok {
-		p.driver = d
+		p.driver, p.handedOver = d, d.ReadHandedOver()
 		p.driveDone = func() bool { return p.queue.nonEmpty() || p.ctx.Err() != nil }
 	}
 	p.senders = make([]*sender, cfg.sendStreams())
@@ -141,6 +144,10 @@ func (p *Pool) Recv(ctx context.Context) (Message, error) {
 		}
 		select {
 		case <-p.queue.ready:
+			p.queue.unwait()
+			continue
+		case <-p.handedOver:
+			// The connection's reader stopped reading for us: drive again.
 			p.queue.unwait()
 			continue
 		case <-ctx.Done():
@@ -251,6 +258,12 @@ func (p *Pool) acceptLoop() {
 		p.mu.Unlock()
 		if ps, ok := rs.(session.PushReceiveStream); ok {
 			ps.Push(&pushReader{p: p, rs: rs, dec: framing.NewDecoder(p.cfg.maxMessage())})
+			// Push handed over, on this goroutine, the messages the stream held already: a
+			// Recv reading the connection meanwhile does not see them arrive, as it sees
+			// those it parses itself, and must stop to return them.
+			if p.driver != nil && p.driving.Load() > 0 && p.queue.nonEmpty() {
+				p.driver.InterruptRead()
+			}
 		} else {
 			go p.readLoop(rs, nil, nil, nil)
 		}

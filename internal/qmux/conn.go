@@ -116,6 +116,9 @@ type conn struct {
 	readEnded bool
 	// readerWake wakes the reader goroutine when the reading may be its own again.
 	readerWake chan struct{}
+	// handedOver tells a DriveRead caller that found the reader reading that the reading is
+	// free now (ReadHandedOver).
+	handedOver chan struct{}
 	// The grace timer is lazy (see armGraceLocked): graceArmed tells whether it is
 	// pending, graceGen is driveGen when it was last armed or looked at.
 	graceTimer *time.Timer
@@ -172,6 +175,7 @@ func newConn(nc net.Conn, client bool, cfg *session.Config, state session.State)
 		acceptSig:  [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
 		readDone:   make(chan struct{}),
 		readerWake: make(chan struct{}, 1),
+		handedOver: make(chan struct{}, 1),
 		connWindow: min(initialConnWindow, cfg.ConnectionWindow()),
 		rtt:        time.Millisecond,
 	}
@@ -547,6 +551,7 @@ func (c *conn) readUntilWanted() error {
 			c.reader = readerNone
 			c.armGraceLocked()
 			c.mu.Unlock()
+			signal(c.handedOver)
 			return nil
 		}
 		c.mu.Unlock()
@@ -697,6 +702,9 @@ func (c *conn) DriveRead(ctx context.Context, done func() bool) bool {
 	}
 	return true
 }
+
+// ReadHandedOver implements session.ReadDriver.
+func (c *conn) ReadHandedOver() <-chan struct{} { return c.handedOver }
 
 // InterruptRead implements session.ReadDriver.
 func (c *conn) InterruptRead() { c.cutCurrentDrive() }

@@ -301,3 +301,40 @@ func TestDriveReadWithEndedContextReadsNothing(t *testing.T) {
 		require.Equal(t, int64(1), p.c.drivenRecords.Load())
 	})
 }
+
+// A caller whose DriveRead was refused learns from ReadHandedOver when the reader goroutine
+// hands the reading over (and not before), and can drive at once.
+func TestReadHandedOverTellsARefusedCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPeer(t, testConfig(), false)
+		p.handshake(peerParams())
+		id := p.id(0, dirUni)
+		p.sendStream(id, 0, []byte("a"), false)
+		r := newRecorder()
+		pushUni(t, p.c, r)
+		synctest.Wait()
+		require.False(t, p.c.DriveRead(t.Context(), func() bool { return false }))
+		select {
+		case <-p.c.ReadHandedOver():
+			t.Fatal("told of a hand-over while the reader goroutine still reads")
+		default:
+		}
+
+		p.sendStream(id, 1, []byte("b"), false)
+		synctest.Wait()
+		select {
+		case <-p.c.ReadHandedOver():
+		default:
+			t.Fatal("the reader goroutine handed over without telling")
+		}
+		require.Equal(t, readerNone, whoReads(p.c))
+
+		res := drive(t.Context(), p.c, pushedAtLeast(r, 3))
+		synctest.Wait()
+		require.Equal(t, readerCaller, whoReads(p.c), "the caller holds the reading")
+		p.sendStream(id, 2, []byte("c"), false)
+		synctest.Wait()
+		require.True(t, <-res)
+		require.Equal(t, int64(1), p.c.drivenRecords.Load(), "the caller read the record")
+	})
+}

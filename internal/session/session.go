@@ -173,9 +173,16 @@ type ReadDriver interface {
 	// goroutine until done reports true (asked before each read), ctx ends, or the
 	// connection closes or fails. It reports false at once, having read nothing, when
 	// another goroutine is reading (the reader then hands over after its next record) or
-	// the connection is closing; the caller waits for its data the usual way. done must
-	// not call into the connection; it may take locks the connection's push handlers take.
+	// the connection is closing; the caller waits for its data the usual way, and for
+	// ReadHandedOver. done must not call into the connection; it may take locks the
+	// connection's push handlers take.
 	DriveRead(ctx context.Context, done func() bool) bool
+	// ReadHandedOver receives a value each time the reader goroutine hands the reading over
+	// to the callers that asked for it (a DriveRead that reported false): one of them calls
+	// DriveRead again. Without it nobody would read until the reader's short wait for a
+	// caller ran out, a stall that a busy machine, whose callers often find the reader
+	// reading, meets several times a second.
+	ReadHandedOver() <-chan struct{}
 	// InterruptRead makes a DriveRead in progress return soon, whatever its ctx.
 	InterruptRead()
 }
