@@ -96,6 +96,34 @@ func (d *Decoder) Feed(data []byte, emit func(msg []byte, transfer time.Duration
 	return n, nil
 }
 
+// Room returns where the next n bytes to be fed go when they all continue the payload being
+// assembled and do not go beyond its end, or nil (at a header, or a payload's last bytes
+// followed by more). A source that can read them straight into place (a transport
+// decrypting a record) writes them there and calls [Decoder.Commit]; nothing changes until
+// it does, so a source that fails meanwhile just does not commit.
+func (d *Decoder) Room(n int) []byte {
+	p := &d.msg
+	if d.err != nil || !d.inMsg || n <= 0 || p.size-len(p.buf) < n {
+		return nil
+	}
+	p.grow(n)
+	return p.buf[len(p.buf) : len(p.buf)+n]
+}
+
+// Commit takes the n bytes written to the slice returned by Room(n) as [Decoder.Feed] would
+// have taken them: when they complete the message, it calls emit with it (and its return
+// value only says, as for Feed, whether the caller goes on).
+func (d *Decoder) Commit(n int, emit func(msg []byte, transfer time.Duration) bool) bool {
+	p := &d.msg
+	p.buf = p.buf[:len(p.buf)+n]
+	if len(p.buf) < p.size {
+		return true
+	}
+	msg, transfer := p.done(), time.Since(d.headerAt)
+	d.inMsg = false
+	return emit(msg, transfer)
+}
+
 // AtBoundary reports whether the bytes fed so far end exactly at a message boundary: when
 // the stream ends there, it ended cleanly.
 func (d *Decoder) AtBoundary() bool {

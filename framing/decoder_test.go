@@ -198,3 +198,89 @@ func TestDecoderDetachHandsOverTheIncompleteMessage(t *testing.T) {
 		require.Equal(t, [][]byte{[]byte("one"), pattern(1000), []byte("three")}, append(got, rest...), "cut at %d", cut)
 	}
 }
+
+// feedOrPlace feeds data to d in pieces of size piece, writing each piece into Room when d
+// gives room for all of it (as a transport reading into place does) and feeding it
+// otherwise; it returns the messages and how many pieces were placed.
+func feedOrPlace(t *testing.T, d *Decoder, data []byte, piece int) (msgs [][]byte, placed int) {
+	t.Helper()
+	emit := func(m []byte, _ time.Duration) bool { msgs = append(msgs, m); return true }
+	for len(data) > 0 {
+		k := min(piece, len(data))
+		if room := d.Room(k); room != nil {
+			require.Len(t, room, k)
+			copy(room, data[:k])
+			require.True(t, d.Commit(k, emit))
+			placed++
+		} else {
+			n, err := d.Feed(data[:k], emit)
+			require.NoError(t, err)
+			require.Equal(t, k, n)
+		}
+		data = data[k:]
+	}
+	return msgs, placed
+}
+
+func TestDecoderRoomAndCommitMatchFeed(t *testing.T) {
+	want := [][]byte{[]byte("hi"), pattern(300), pattern(200_000), {}, pattern(70_000), pattern(5)}
+	stream := encode(t, want...)
+	for _, piece := range []int{1, 7, 1000, 16 << 10, 100_000} {
+		d := NewDecoder(0)
+		msgs, placed := feedOrPlace(t, d, stream, piece)
+		require.Len(t, msgs, len(want), "piece %d", piece)
+		for i := range want {
+			require.True(t, bytes.Equal(want[i], msgs[i]), "piece %d message %d", piece, i)
+			require.Equal(t, len(want[i]), cap(msgs[i]), "piece %d message %d: an exact buffer", piece, i)
+		}
+		require.True(t, d.AtBoundary())
+		if piece < 70_000 {
+			require.Positive(t, placed, "piece %d: the middle of a large message has room", piece)
+		}
+	}
+}
+
+func TestDecoderRoomOnlyInsideAPayload(t *testing.T) {
+	d := NewDecoder(0)
+	require.Nil(t, d.Room(10), "at a header")
+	emit := func([]byte, time.Duration) bool { return true }
+	stream := encode(t, pattern(100_000))
+	_, err := d.Feed(stream[:2], emit)
+	require.NoError(t, err)
+	require.Nil(t, d.Room(10), "inside a header")
+	_, err = d.Feed(stream[2:1000], emit)
+	require.NoError(t, err)
+	rest := 100_000 + HeaderSize - 1000
+	require.Nil(t, d.Room(rest+1), "beyond the payload's end")
+	require.Nil(t, d.Room(0))
+	room := d.Room(rest)
+	require.Len(t, room, rest)
+	require.Equal(t, 1000, d.Pending(), "Room changes nothing until Commit")
+
+	// Room not followed by Commit (a source that failed): the next bytes are fed as usual.
+	_, err = d.Feed(stream[1000:], func(m []byte, _ time.Duration) bool {
+		require.Equal(t, pattern(100_000), m)
+		return true
+	})
+	require.NoError(t, err)
+	require.True(t, d.AtBoundary())
+
+	// After an error, no room.
+	d = NewDecoder(10)
+	_, err = d.Feed(header(11), emit)
+	require.ErrorIs(t, err, ErrTooLarge)
+	require.Nil(t, d.Room(1))
+}
+
+func TestDecoderCommitReportsEmit(t *testing.T) {
+	d := NewDecoder(0)
+	stream := encode(t, pattern(1000))
+	_, err := d.Feed(stream[:100], func([]byte, time.Duration) bool { return true })
+	require.NoError(t, err)
+	room := d.Room(len(stream) - 100)
+	copy(room, stream[100:])
+	var got []byte
+	require.False(t, d.Commit(len(room), func(m []byte, _ time.Duration) bool { got = m; return false }))
+	require.Equal(t, pattern(1000), got)
+	require.True(t, d.AtBoundary())
+}

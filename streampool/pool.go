@@ -373,6 +373,23 @@ const pushBatch = 16
 // PushData implements session.PushHandler.
 func (r *pushReader) PushData(data []byte, fin bool) (int, bool) {
 	n, err := r.dec.Feed(data, r.emit)
+	return n, r.fed(err, fin)
+}
+
+// PushRoom implements session.RoomPushHandler: the rest of a large message's payload is read
+// into the message itself.
+func (r *pushReader) PushRoom(n int) []byte { return r.dec.Room(n) }
+
+// PushWritten implements session.RoomPushHandler.
+func (r *pushReader) PushWritten(n int, fin bool) bool {
+	r.dec.Commit(n, r.emit)
+	return r.fed(nil, fin)
+}
+
+// fed queues what the bytes just fed completed and reports whether the pushing goes on: it
+// hands the stream to a readLoop when the queue had no room or the decoder failed (err), and
+// ends it at the FIN.
+func (r *pushReader) fed(err error, fin bool) bool {
 	if r.pending == nil {
 		r.flush()
 	}
@@ -385,13 +402,13 @@ func (r *pushReader) PushData(data []byte, fin bool) (int, bool) {
 			partial = r.dec.Detach()
 		}
 		go r.p.readLoop(r.rs, r.pending, partial, err)
-		return n, false
+		return false
 	case fin:
 		// Every whole message is queued; one cut off by the FIN is discarded.
 		r.p.streamDone(r.rs)
-		return n, false
+		return false
 	}
-	return n, true
+	return true
 }
 
 // emit collects a message, queueing the batch when it is full. It returns false, stopping

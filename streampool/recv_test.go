@@ -3,6 +3,7 @@ package streampool_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -222,5 +223,40 @@ func TestConcurrentRecvsGetEveryMessage(t *testing.T) {
 		mu.Unlock()
 		require.NoError(t, receiver.Close()) // ends the other receivers
 		wg.Wait()
+	})
+}
+
+// Large messages, read into place on QMux (session.RoomPushHandler), arrive whole and in
+// order among small ones, also when the queue is full and the stream goes to a readLoop in
+// the middle of one.
+func TestRecvLargeMessagesInOrder(t *testing.T) {
+	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
+		for _, queue := range []int{1, 64} {
+			t.Run(fmt.Sprint("queue ", queue), func(t *testing.T) {
+				p := sessiontest.Connect(t, f, nil, nil)
+				sender := newPool(t, p.Client, streampool.Config{})
+				receiver := newPool(t, p.Server, streampool.Config{ReceiveQueue: queue})
+				ctx := testCtx(t, 30*time.Second)
+				sizes := []int{1 << 20, 9, 200_000, 16<<10 + 1, 40_000, 1 << 20}
+				const n = 24
+				errc := make(chan error, 1)
+				go func() {
+					for i := range n {
+						if err := sender.Send(ctx, payload(uint64(i), sizes[i%len(sizes)])); err != nil {
+							errc <- err
+							return
+						}
+					}
+					errc <- nil
+				}()
+				for i := range n {
+					if i%8 == 0 {
+						time.Sleep(10 * time.Millisecond) // let the queue fill
+					}
+					require.Equal(t, uint64(i), recvSeq(t, ctx, receiver, sizes[i%len(sizes)]))
+				}
+				require.NoError(t, <-errc)
+			})
+		}
 	})
 }

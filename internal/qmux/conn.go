@@ -109,6 +109,7 @@ type conn struct {
 	// DriveRead caller (reader); see session.ReadDriver. rr and parser belong to it.
 	rr        *wire.RecordReader
 	parser    wire.Parser
+	direct    directRead // a STREAM frame's data being read straight into place (readDirect)
 	reader    int
 	wantRead  bool  // a DriveRead caller found the reader goroutine reading
 	readWaits int   // goroutines waiting for what only reading brings (waitingForReadLocked)
@@ -586,27 +587,32 @@ func (c *conn) readFailed(err error) {
 	c.finishReading()
 }
 
-// readRecord reads one record and handles its frames. The reader goroutine (loop) may take
-// a large STREAM frame straight into a chunk (readDirect); a DriveRead caller reads whole
-// records only, so that a deadline cutting its read off leaves a state the next reader
-// resumes from. An error is the transport's or the peer's (a *wire.Error); a timeout of a
-// caller's read is not final.
+// readRecord reads one record and handles its frames. A large STREAM frame's data may be
+// read straight into place (readDirect). A DriveRead caller's reads are resumable: a
+// deadline that cuts one off leaves a state the next reader resumes from (a record in the
+// record reader's buffer, or the rest of a frame's data read straight into place, which
+// the next reader finishes first). An error is the transport's or the peer's (a
+// *wire.Error); a timeout of a caller's read is not final.
 func (c *conn) readRecord(loop bool) (closing bool, err error) {
+	if c.direct.b != nil {
+		return false, c.readDirectRest(c.rr, true)
+	}
 	var rec []byte
+	var more int
 	if loop {
-		var more int
 		rec, more, err = c.rr.Head()
-		if err == nil && more > 0 {
-			var took bool
-			if took, err = c.readDirect(c.rr, &c.parser, rec, more); took && err == nil {
-				return false, nil
-			}
-			if !took {
-				rec, err = c.rr.Next()
-			}
-		}
 	} else {
-		rec, err = c.rr.NextResumable()
+		rec, more, err = c.rr.HeadResumable()
+	}
+	if err == nil && more > 0 {
+		if took, err := c.readDirect(c.rr, &c.parser, rec, more); took {
+			return false, err
+		}
+		if loop {
+			rec, err = c.rr.Next()
+		} else {
+			rec, err = c.rr.NextResumable()
+		}
 	}
 	if err != nil {
 		return false, err
@@ -790,12 +796,26 @@ func (c *conn) doneWaitingLocked() { c.readWaits-- }
 // unused room (appendData, which copies, fills chunks up).
 const directMin = 8 << 10
 
+// directRead is the data of a STREAM frame that readDirect reads from the transport
+// straight into where it goes next: into b, the push handler's room (placed) or the bytes of
+// chunk. A DriveRead caller's read cut off by its deadline leaves it unfinished (got < len(b)),
+// for the next reader to finish. It belongs to the reader, as the record reader does.
+type directRead struct {
+	f      wire.StreamFrame
+	b      []byte
+	got    int
+	chunk  *[]byte
+	placed bool
+}
+
 // readDirect takes a record whose first bytes the reader holds (more bytes are to come)
 // when it is one STREAM frame running to the record's end, for a stream that can take all
-// of its data: the data is read from the transport straight into a receive chunk, which
-// goes to the stream as it is. That is one copy fewer than through the record buffer (the
-// way of a bulk transfer's full records). It reports false, having consumed nothing, when
-// the record takes the general path; an error is the transport's.
+// of its data: the data is read from the transport straight into where it goes next, which
+// is one copy fewer than through the record buffer (the way of a bulk transfer's full
+// records). That is the stream's push handler's own buffer when it has room for all of it
+// (session.RoomPushHandler: the middle of a large message), or else a receive chunk, which
+// goes to the stream as it is. It reports false, having consumed nothing, when the record
+// takes the general path; an error is readDirectRest's.
 func (c *conn) readDirect(rr *wire.RecordReader, p *wire.Parser, head []byte, more int) (bool, error) {
 	f, n, ok := p.ParseStreamHead(head, more)
 	if !ok || n < directMin || n > chunkSize {
@@ -804,33 +824,69 @@ func (c *conn) readDirect(rr *wire.RecordReader, p *wire.Parser, head []byte, mo
 	c.mu.Lock()
 	s := c.streams[f.StreamID]
 	// Only the reader changes what is checked here (offsets, limits, the final size), or
-	// makes it fail (a reset or a close, which handleStreamLocked handles below).
+	// makes it fail (a reset or a close, which readDirectRest handles).
 	ok = c.closeErr == nil && c.gotParams && s != nil && s.canRecv && s.recvErr == nil && !s.finKnown &&
 		f.Offset == s.recvOff && f.Offset+uint64(n) <= s.recvMax && c.recvd+uint64(n) <= c.recvMax
+	var room []byte
+	if ok && !f.Fin {
+		// Only the reader passes data to the handler, and a handler that ended (PushEnded,
+		// by a close or CancelRead meanwhile) gets no more: the room stays the reader's
+		// until handleStreamLocked.
+		if h, isRoom := s.push.(session.RoomPushHandler); isRoom {
+			room = h.PushRoom(n)
+		}
+	}
 	c.mu.Unlock()
 	if !ok {
 		return false, nil
 	}
-	chunk := chunkPool.Get().(*[]byte)
-	b := append((*chunk)[:0], f.Data...)
-	b = b[:n]
-	if err := rr.ReadRest(b[len(f.Data):]); err != nil {
-		chunkPool.Put(chunk)
-		return true, err
+	d := &c.direct
+	*d = directRead{f: *f, b: room, placed: room != nil}
+	if room == nil {
+		d.chunk = chunkPool.Get().(*[]byte)
+		d.b = (*d.chunk)[:n]
 	}
-	*chunk = b
-	f.Data = b
+	d.got = copy(d.b, f.Data)
+	return true, c.readDirectRest(rr, false)
+}
+
+// readDirectRest reads the rest of c.direct's data from rr (resume: a read cut off before
+// it) and hands the frame to its stream. A timeout of a DriveRead caller's read leaves it to
+// the next reader; any other error is the transport's.
+func (c *conn) readDirectRest(rr *wire.RecordReader, resume bool) error {
+	d := &c.direct
+	k, err := rr.ReadRestResumable(d.b[d.got:], resume)
+	d.got += k
+	if err != nil {
+		if !wire.IsTimeout(err) {
+			c.dropDirect()
+		}
+		return err
+	}
+	d.f.Data = d.b
 	c.mu.Lock()
 	if c.closeErr == nil {
-		c.handleStreamLocked(f, chunk)
+		if d.chunk != nil {
+			*d.chunk = d.b
+		}
+		c.handleStreamLocked(&d.f, d.chunk, d.placed)
 		c.activityLocked(false)
+		*d = directRead{}
 	} else {
-		*chunk = b[:0]
-		chunkPool.Put(chunk)
+		c.dropDirect()
 	}
 	c.mu.Unlock()
 	c.notifyCapacity()
-	return true, nil
+	return nil
+}
+
+// dropDirect forgets c.direct, its chunk going back to the pool.
+func (c *conn) dropDirect() {
+	if d := &c.direct; d.chunk != nil {
+		*d.chunk = (*d.chunk)[:0]
+		chunkPool.Put(d.chunk)
+	}
+	c.direct = directRead{}
 }
 
 // finishReading runs when reading ended: the writer finishes, then the transport closes.
@@ -853,7 +909,7 @@ func (c *conn) handleFrameLocked(f wire.Frame) {
 	switch f := f.(type) {
 	case *wire.PaddingFrame:
 	case *wire.StreamFrame:
-		c.handleStreamLocked(f, nil)
+		c.handleStreamLocked(f, nil, false)
 	case *wire.ResetStreamFrame:
 		c.handleResetLocked(f)
 	case *wire.StopSendingFrame:
@@ -1098,8 +1154,9 @@ func (c *conn) sendStreamLocked(id uint64, ft wire.FrameType) (*stream, bool) {
 
 // handleStreamLocked takes a STREAM frame. Its data is copied out of the record buffer,
 // unless owned, a receive chunk holding exactly f.Data (readDirect), which the stream then
-// keeps as it is; handleStreamLocked always takes owned.
-func (c *conn) handleStreamLocked(f *wire.StreamFrame, owned *[]byte) {
+// keeps as it is; handleStreamLocked always takes owned. placed says that f.Data is the
+// room the stream's push handler gave for it (readDirect), written already.
+func (c *conn) handleStreamLocked(f *wire.StreamFrame, owned *[]byte, placed bool) {
 	if owned != nil {
 		defer func() {
 			if owned != nil {
@@ -1142,6 +1199,12 @@ func (c *conn) handleStreamLocked(f *wire.StreamFrame, owned *[]byte) {
 		// The application stopped reading: discard, returning the credit.
 		s.readOff += n
 		c.consumedConn(n)
+	} else if placed && s.push != nil {
+		if !s.push.(session.RoomPushHandler).PushWritten(len(f.Data), f.Fin) || f.Fin {
+			s.push = nil
+		}
+		s.readOff += n
+		c.consumed(s, n)
 	} else if s.push != nil {
 		c.pushLocked(s, f.Data, &owned)
 	} else if n > 0 {

@@ -158,6 +158,24 @@ type PushHandler interface {
 	PushEnded(err error)
 }
 
+// RoomPushHandler is a PushHandler that can say where it keeps the stream's next bytes, so
+// that the transport reads them from the network straight into place: for a message of a
+// megabyte, one copy of each byte fewer than through the transport's own buffer and
+// PushData. The QMux core uses it for large STREAM frames.
+type RoomPushHandler interface {
+	PushHandler
+	// PushRoom returns a slice of exactly n bytes where the stream's next n bytes go, or nil
+	// when they do not all go to one place (they then come by PushData). The transport
+	// writes the bytes there without the connection's state locked, and then calls
+	// PushWritten, or neither PushWritten nor PushData for those bytes when the receive
+	// side ended meanwhile (PushEnded).
+	PushRoom(n int) []byte
+	// PushWritten takes the n bytes written to the slice of the last PushRoom(n), fin when
+	// they are the stream's last, as PushData would have taken them all; it returns
+	// whether it takes more, as PushData does.
+	PushWritten(n int, fin bool) (more bool)
+}
+
 // ReadDriver is implemented by connections whose transport a waiting consumer may read on
 // its own goroutine (QMux). A stream pool's Recv with nothing queued then reads the
 // transport itself, and the goroutine that parses the next message is the one that returns

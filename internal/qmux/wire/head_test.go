@@ -202,3 +202,68 @@ func FuzzRecordReaderHead(f *testing.F) {
 		}
 	})
 }
+
+// HeadResumable and ReadRestResumable return timeouts without making them final, wherever
+// they fall, and the next call (ReadRestResumable with resume set inside a record's rest)
+// goes on as if they had not happened.
+func TestRecordReaderResumableHeadAndRest(t *testing.T) {
+	stream, payloads := testRecords(false)
+	for _, cut := range []int{1, 3, 100, 5000} {
+		var pieces [][]byte
+		for s := stream; len(s) > 0; {
+			n := min(cut, len(s))
+			pieces = append(pieces, s[:n])
+			s = s[n:]
+		}
+		rr := NewRecordReader(&timeoutReader{pieces: pieces}, 0)
+		var recs [][]byte
+		headTimeouts, restTimeouts, rests := 0, 0, 0
+		for {
+			frames, more, err := rr.HeadResumable()
+			if IsTimeout(err) {
+				headTimeouts++
+				continue
+			}
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err, "cut %d", cut)
+			rec := append([]byte{}, frames...)
+			if more > 0 {
+				rests++
+				rest := make([]byte, more)
+				got, resume := 0, false
+				for got < len(rest) {
+					n, err := rr.ReadRestResumable(rest[got:], resume)
+					got += n
+					if IsTimeout(err) {
+						restTimeouts++
+						resume = true
+						continue
+					}
+					require.NoError(t, err, "cut %d", cut)
+					require.Equal(t, len(rest), got, "cut %d", cut)
+				}
+				rec = append(rec, rest...)
+			}
+			recs = append(recs, rec)
+		}
+		require.Equal(t, payloads, recs, "cut %d", cut)
+		require.Positive(t, headTimeouts, "cut %d", cut)
+		if cut < 5000 {
+			require.Positive(t, rests, "cut %d", cut)
+			require.Positive(t, restTimeouts, "cut %d", cut)
+		}
+	}
+	// ReadRest, by contrast, keeps a timeout as its final error.
+	rec := append(AppendRecordHeader(nil, 3000), bytes.Repeat([]byte{0}, 3000)...)
+	rr := NewRecordReader(&timeoutReader{pieces: [][]byte{rec[:100], rec[100:]}}, 0)
+	_, _, err := rr.HeadResumable()
+	require.True(t, IsTimeout(err))
+	_, more, err := rr.HeadResumable()
+	require.NoError(t, err)
+	require.Positive(t, more)
+	require.True(t, IsTimeout(rr.ReadRest(make([]byte, more))))
+	_, err = rr.Next()
+	require.True(t, IsTimeout(err), "final")
+}

@@ -169,37 +169,64 @@ func (rr *RecordReader) Head() (frames []byte, more int, err error) {
 // record: the frames Head returned are no longer valid. An end of stream before p is full
 // is io.ErrUnexpectedEOF; errors are final, as Next's.
 func (rr *RecordReader) ReadRest(p []byte) error {
+	_, err := rr.readRest(p, false, false)
+	return err
+}
+
+// HeadResumable is Head, except that a timeout from the transport is not final, as for
+// NextResumable.
+func (rr *RecordReader) HeadResumable() (frames []byte, more int, err error) {
+	return rr.read(true, true)
+}
+
+// ReadRestResumable is ReadRest for a caller whose reading a read deadline may cut off (see
+// NextResumable). On a timeout it returns how many bytes of p it read, and the record stays
+// unfinished: the next call, by whichever goroutine reads next, must be ReadRestResumable
+// with resume set and p the part of the record still to read. Other errors are final, as
+// ReadRest's.
+func (rr *RecordReader) ReadRestResumable(p []byte, resume bool) (int, error) {
+	return rr.readRest(p, true, resume)
+}
+
+func (rr *RecordReader) readRest(p []byte, resumable, resume bool) (int, error) {
 	if rr.err != nil {
-		return rr.err
+		return 0, rr.err
 	}
-	if rr.start == rr.end || rr.readErr != nil {
-		panic("qmux: ReadRest without an incomplete record from Head")
+	if !resume {
+		if rr.start == rr.end || rr.readErr != nil {
+			panic("qmux: ReadRest without an incomplete record from Head")
+		}
+		// Everything buffered is the record's head, which the caller has taken.
+		rr.start, rr.end = 0, 0
 	}
-	// Everything buffered is the record's head, which the caller has taken.
-	rr.start, rr.end = 0, 0
 	emptyReads := 0
 	for n := 0; n < len(p); {
 		k, err := rr.r.Read(p[n:])
 		n += k
 		switch {
 		case err != nil && n < len(p):
+			if resumable && IsTimeout(err) {
+				return n, err
+			}
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
 			rr.err = err
-			return err
+			return n, err
 		case err != nil:
-			rr.readErr = err // after a whole record: the next call reports it
+			if !resumable || !IsTimeout(err) {
+				rr.readErr = err // after a whole record: the next call reports it
+			}
 		case k == 0:
 			if emptyReads++; emptyReads >= maxEmptyReads {
 				rr.err = io.ErrNoProgress
-				return rr.err
+				return n, rr.err
 			}
 		default:
 			emptyReads = 0
 		}
 	}
-	return nil
+	return len(p), nil
 }
 
 func (rr *RecordReader) next(head bool) ([]byte, int, error) {
