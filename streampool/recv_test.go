@@ -122,27 +122,32 @@ func TestRecvSlowReceiverGetsEveryMessageInOrder(t *testing.T) {
 		sender := newPool(t, p.Client, streampool.Config{})
 		receiver := newPool(t, p.Server, streampool.Config{ReceiveQueue: 2})
 		ctx := testCtx(t, 20*time.Second)
-		sizes := []int{9, 300, 5000, 70_000, 8, 17, 16 << 10, 100}
-		const n = 400
-
-		errc := make(chan error, 1)
-		go func() {
-			for i := range n {
-				if err := sender.Send(ctx, payload(uint64(i), sizes[i%len(sizes)])); err != nil {
-					errc <- err
-					return
-				}
-			}
-			errc <- nil
-		}()
-		for i := range n {
-			if i%50 == 0 {
-				time.Sleep(20 * time.Millisecond) // let the queue fill
-			}
-			require.Equal(t, uint64(i), recvSeq(t, ctx, receiver, sizes[i%len(sizes)]))
-		}
-		require.NoError(t, <-errc)
+		sendRecvInOrder(t, ctx, sender, receiver, []int{9, 300, 5000, 70_000, 8, 17, 16 << 10, 100}, 400, 50, 20*time.Millisecond)
 	})
+}
+
+// sendRecvInOrder sends n messages of the sizes given (cycled) on one goroutine and receives
+// them on this one, checking each and their order, pausing before every pauseEvery-th so that
+// the receive queue fills.
+func sendRecvInOrder(t *testing.T, ctx context.Context, sender, receiver *streampool.Pool, sizes []int, n, pauseEvery int, pause time.Duration) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := sender.Send(ctx, payload(uint64(i), sizes[i%len(sizes)])); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i := range n {
+		if i%pauseEvery == 0 {
+			time.Sleep(pause) // let the queue fill
+		}
+		require.Equal(t, uint64(i), recvSeq(t, ctx, receiver, sizes[i%len(sizes)]))
+	}
+	require.NoError(t, <-errc)
 }
 
 // Messages queued behind a full queue before a message too large are delivered, and then the
@@ -237,25 +242,7 @@ func TestRecvLargeMessagesInOrder(t *testing.T) {
 				sender := newPool(t, p.Client, streampool.Config{})
 				receiver := newPool(t, p.Server, streampool.Config{ReceiveQueue: queue})
 				ctx := testCtx(t, 30*time.Second)
-				sizes := []int{1 << 20, 9, 200_000, 16<<10 + 1, 40_000, 1 << 20}
-				const n = 24
-				errc := make(chan error, 1)
-				go func() {
-					for i := range n {
-						if err := sender.Send(ctx, payload(uint64(i), sizes[i%len(sizes)])); err != nil {
-							errc <- err
-							return
-						}
-					}
-					errc <- nil
-				}()
-				for i := range n {
-					if i%8 == 0 {
-						time.Sleep(10 * time.Millisecond) // let the queue fill
-					}
-					require.Equal(t, uint64(i), recvSeq(t, ctx, receiver, sizes[i%len(sizes)]))
-				}
-				require.NoError(t, <-errc)
+				sendRecvInOrder(t, ctx, sender, receiver, []int{1 << 20, 9, 200_000, 16<<10 + 1, 40_000, 1 << 20}, 24, 8, 10*time.Millisecond)
 			})
 		}
 	})

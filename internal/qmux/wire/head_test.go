@@ -209,13 +209,7 @@ func FuzzRecordReaderHead(f *testing.F) {
 func TestRecordReaderResumableHeadAndRest(t *testing.T) {
 	stream, payloads := testRecords(false)
 	for _, cut := range []int{1, 3, 100, 5000} {
-		var pieces [][]byte
-		for s := stream; len(s) > 0; {
-			n := min(cut, len(s))
-			pieces = append(pieces, s[:n])
-			s = s[n:]
-		}
-		rr := NewRecordReader(&timeoutReader{pieces: pieces}, 0)
+		rr := NewRecordReader(timeoutsEvery(stream, cut), 0)
 		var recs [][]byte
 		headTimeouts, restTimeouts, rests := 0, 0, 0
 		for {

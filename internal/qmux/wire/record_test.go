@@ -344,6 +344,17 @@ type timeoutReader struct {
 	timedOut bool
 }
 
+// timeoutsEvery is a timeoutReader passing stream on in pieces of cut bytes.
+func timeoutsEvery(stream []byte, cut int) *timeoutReader {
+	var pieces [][]byte
+	for len(stream) > 0 {
+		n := min(cut, len(stream))
+		pieces = append(pieces, stream[:n])
+		stream = stream[n:]
+	}
+	return &timeoutReader{pieces: pieces}
+}
+
 type timeoutErr struct{}
 
 func (timeoutErr) Error() string { return "i/o timeout" }
@@ -373,13 +384,7 @@ func (r *timeoutReader) Read(p []byte) (int, error) {
 func TestRecordReaderNextResumableAfterTimeouts(t *testing.T) {
 	stream, payloads := testRecords(true)
 	for _, cut := range []int{1, 2, 3, 7, 100, 1000} {
-		var pieces [][]byte
-		for s := stream; len(s) > 0; {
-			n := min(cut, len(s))
-			pieces = append(pieces, s[:n])
-			s = s[n:]
-		}
-		rr := NewRecordReader(&timeoutReader{pieces: pieces}, 0)
+		rr := NewRecordReader(timeoutsEvery(stream, cut), 0)
 		var got [][]byte
 		timeouts := 0
 		for {
