@@ -64,7 +64,7 @@ func TestEveryCaseRunsOnEverySystem(t *testing.T) {
 	for _, s := range Systems() {
 		names[s.Name] = true
 	}
-	for _, want := range []string{"peerwire-quic", "peerwire-qmux", "quic-go", "quic-go-traced", "tls-tcp", "tcp", "libp2p-quic", "libp2p-tcp"} {
+	for _, want := range []string{"peerwire-quic", "peerwire-qmux", "quic-go", "tls-tcp", "tcp", "libp2p-quic", "libp2p-tcp"} {
 		require.True(t, names[want], "no system %s", want)
 	}
 	for _, m := range Metrics() {
@@ -88,7 +88,6 @@ func TestComparisons(t *testing.T) {
 	require.Equal(t, []Comparison{
 		{"peerwire-quic", "quic-go"}, {"peerwire-qmux", "tls-tcp"},
 		{"peerwire-quic", "libp2p-quic"}, {"peerwire-qmux", "libp2p-tcp"},
-		{"peerwire-quic", "quic-go-traced"},
 	}, Comparisons())
 	for _, c := range Comparisons() {
 		found := false
@@ -154,29 +153,4 @@ func TestPercentileAndMedian(t *testing.T) {
 	require.Equal(t, 7.0, percentile(d[6:7], 0.99))
 	require.Equal(t, 2.0, median([]float64{3, 1, 2}))
 	require.Equal(t, 2.5, median([]float64{4, 1, 2, 3}))
-}
-
-// The traced quic-go reference runs with a tracer that sees quic-go's frame events; the plain
-// one runs without.
-func TestQUICGoTracedReferenceTraces(t *testing.T) {
-	for _, traced := range []bool{false, true} {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		before := refTraceFrames.Load()
-		nodes, err := quicGoNodes(traced)(ctx, 2)
-		require.NoError(t, err)
-		p, err := nodes[0].Connect(ctx, nodes[1])
-		require.NoError(t, err)
-		require.NoError(t, p.Client.Send(ctx, []byte("ping")))
-		m, err := p.Server.Recv(ctx)
-		require.NoError(t, err)
-		require.Equal(t, "ping", string(m))
-		p.Close()
-		closeNodes(nodes)
-		if traced {
-			require.Greater(t, refTraceFrames.Load(), before, "no frame traced") // HANDSHAKE_DONE at least
-		} else {
-			require.Equal(t, before, refTraceFrames.Load())
-		}
-	}
 }

@@ -3,9 +3,7 @@
 //
 // The systems are peerwire over QUIC and over QMux (through the public API, package
 // nettransport), and the references: raw quic-go, crypto/tls 1.3 over TCP, plain TCP, and
-// stock go-libp2p hosts over quic-v1 and over TCP (TLS 1.3 and yamux); and quic-go with a qlog
-// tracer installed ("quic-go-traced"), which peerwire's QUIC core cannot do without on quic-go
-// v0.64.1, so that the tracer's cost shows apart from peerwire's own. The references carry
+// stock go-libp2p hosts over quic-v1 and over TCP (TLS 1.3 and yamux). The references carry
 // messages on one stream per connection with one Write per 4-byte length-prefixed message,
 // which is what a careful user would write by hand.
 //

@@ -13,12 +13,9 @@ import (
 	"math/big"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
-	"github.com/quic-go/quic-go/qlog"
-	"github.com/quic-go/quic-go/qlogwriter"
 )
 
 // refServerName is the name in every reference certificate, which clients verify.
@@ -109,48 +106,11 @@ type quicGoNode struct {
 	mu     sync.Mutex // serialises incoming connects, so the next accepted connection is the caller's
 }
 
-// quicGoConfig returns the quic.Config of the raw quic-go references: quic-go's defaults,
-// with a connection tracer when traced.
-//
-// peerwire's QUIC core has to install a qlog tracer on every connection: quic-go v0.64.1 has
-// no other way to learn of the server's HANDSHAKE_DONE or the peer's MAX_STREAMS. With a
-// tracer, quic-go builds an event for every packet sent and received, whatever the tracer
-// keeps. The traced reference pays the same, with a tracer that looks at the same events as
-// peerwire's, so that its figures separate what the tracer costs from what peerwire adds.
-func quicGoConfig(traced bool) func() *quic.Config {
-	if !traced {
-		return func() *quic.Config { return &quic.Config{} }
-	}
-	return func() *quic.Config {
-		return &quic.Config{Tracer: func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace { return new(refTrace) }}
-	}
-}
+// quicGoConfig is the raw quic-go reference's quic.Config: quic-go's defaults.
+func quicGoConfig() *quic.Config { return &quic.Config{} }
 
-// refTrace is the traced reference's tracer: it finds the frames peerwire's tracer looks for
-// and counts them in refTraceFrames.
-type refTrace struct{}
-
-// refTraceFrames counts the HANDSHAKE_DONE and MAX_STREAMS frames every refTrace saw: proof,
-// for the tests, that the traced reference runs with its tracer.
-var refTraceFrames atomic.Int64
-
-func (t *refTrace) AddProducer() qlogwriter.Recorder { return t }
-func (t *refTrace) SupportsSchemas(string) bool      { return false }
-func (t *refTrace) Close() error                     { return nil }
-
-func (t *refTrace) RecordEvent(ev qlogwriter.Event) {
-	if e, ok := ev.(qlog.PacketReceived); ok {
-		for _, f := range e.Frames {
-			switch f.Frame.(type) {
-			case *qlog.HandshakeDoneFrame, *qlog.MaxStreamsFrame:
-				refTraceFrames.Add(1)
-			}
-		}
-	}
-}
-
-func quicGoNodes(traced bool) func(context.Context, int) ([]Node, error) {
-	return func(_ context.Context, n int) ([]Node, error) { return startQUICGoNodes(n, quicGoConfig(traced)) }
+func quicGoNodes() func(context.Context, int) ([]Node, error) {
+	return func(_ context.Context, n int) ([]Node, error) { return startQUICGoNodes(n, quicGoConfig) }
 }
 
 func startQUICGoNodes(n int, qc func() *quic.Config) ([]Node, error) {
@@ -223,9 +183,9 @@ func (n *quicGoNode) Connect(ctx context.Context, peer Node) (*Pair, error) {
 	}}, nil
 }
 
-func quicGoDialer(traced bool) func(context.Context) (func(context.Context) error, func(), error) {
+func quicGoDialer() func(context.Context) (func(context.Context) error, func(), error) {
 	return func(context.Context) (func(context.Context) error, func(), error) {
-		return startQUICGoDialer(quicGoConfig(traced))
+		return startQUICGoDialer(quicGoConfig)
 	}
 }
 

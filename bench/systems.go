@@ -61,13 +61,11 @@ type System struct {
 // Systems returns every system, peerwire's first.
 func Systems() []System {
 	return []System{
-		{Name: "peerwire-quic", Family: "quic", References: []string{"quic-go", "libp2p-quic", "quic-go-traced"},
+		{Name: "peerwire-quic", Family: "quic", References: []string{"quic-go", "libp2p-quic"},
 			Nodes: peerwireNodes(quicAddr), Dialer: peerwireDialer(quicAddr)},
 		{Name: "peerwire-qmux", Family: "tcp", References: []string{"tls-tcp", "libp2p-tcp"},
 			Nodes: peerwireNodes(qmuxAddr), Dialer: peerwireDialer(qmuxAddr)},
-		{Name: "quic-go", Family: "quic", Nodes: quicGoNodes(false), Dialer: quicGoDialer(false)},
-		// quic-go paying what peerwire's QUIC core must for its tracer (see quicGoConfig).
-		{Name: "quic-go-traced", Family: "quic", Nodes: quicGoNodes(true), Dialer: quicGoDialer(true)},
+		{Name: "quic-go", Family: "quic", Nodes: quicGoNodes(), Dialer: quicGoDialer()},
 		{Name: "tls-tcp", Family: "tcp", Nodes: tcpNodes(true), Dialer: tcpDialer(true)},
 		{Name: "tcp", Family: "tcp", Nodes: tcpNodes(false), Dialer: tcpDialer(false)},
 		{Name: "libp2p-quic", Family: "quic", Nodes: libp2pNodes(libp2pQUIC), Dialer: libp2pDialer(libp2pQUIC)},

@@ -17,6 +17,12 @@
 //
 // The receive queue is bounded: when the application does not call Recv, the readers stop
 // reading and QUIC/QMux flow control pushes back on the sender.
+//
+// Graceful close (Drain) on the wire: after finishing its send streams, the pool opens one
+// more stream carrying only the length value 0xFFFFFFFF (the drain request); the peer's pool
+// answers, on a stream of its own carrying only 0xFFFFFFFE, once it has read to its end every
+// stream that arrived before the request. Messages are therefore at most MaxMessageSize
+// (4 GiB − 3). A pool that never sent asks nothing.
 package streampool
 
 import (
@@ -53,6 +59,9 @@ const (
 	CodeMessageTooLarge session.StreamErrorCode = 0x2
 	// CodePoolClosed stops the peer's streams when our pool closes.
 	CodePoolClosed session.StreamErrorCode = 0x3
+	// CodeMarkerRead stops a peer's stream that carried a graceful-close marker once the
+	// marker is read (nothing follows one).
+	CodeMarkerRead session.StreamErrorCode = 0x4
 )
 
 // Config tunes a Pool. The zero value means the documented defaults; a Config must not be
@@ -63,7 +72,8 @@ type Config struct {
 	// a large message that keeps moving is never cut off. Zero means DefaultTimeout.
 	Timeout time.Duration
 	// MaxMessageSize is the largest message sent or accepted. Zero means
-	// framing.DefaultMaxMessageSize (16 MiB); the hard cap is framing.MaxMessageSizeLimit.
+	// framing.DefaultMaxMessageSize (16 MiB); larger values are capped at MaxMessageSize
+	// (4 GiB − 3).
 	MaxMessageSize uint32
 	// SendStreams is how many send streams carry messages. Zero means 1: every message from
 	// one connection is ordered behind the previous one. More streams let concurrent senders
@@ -87,7 +97,7 @@ func (c *Config) timeout() time.Duration {
 
 func (c *Config) maxMessage() uint32 {
 	if c.MaxMessageSize > 0 {
-		return c.MaxMessageSize
+		return min(c.MaxMessageSize, MaxMessageSize)
 	}
 	return framing.DefaultMaxMessageSize
 }

@@ -22,8 +22,7 @@ type refusingDriver struct {
 	handed chan struct{}
 }
 
-func (c *refusingDriver) Context() context.Context         { return c.ctx }
-func (c *refusingDriver) StreamCapacity() session.Capacity { return session.Capacity{} }
+func (c *refusingDriver) Context() context.Context { return c.ctx }
 func (c *refusingDriver) AcceptUniStream(ctx context.Context) (session.ReceiveStream, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()

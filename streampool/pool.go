@@ -64,27 +64,34 @@ type Pool struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	mu      sync.Mutex
-	streams map[session.ReceiveStream]struct{}
+	mu       sync.Mutex
+	streams  map[session.ReceiveStream]uint64 // inbound streams being read, by arrival number
+	arrivals uint64                           // inbound streams accepted so far
+	// drainReqs are the peer's drain requests waiting for earlier streams to be read.
+	drainReqs []*drainReq
 	// leftovers are whole messages readers held when the pool stopped (the connection closed
 	// with the receive queue full): still delivered by Recv, in order, before the close error.
 	leftovers []Message
 	refused   atomic.Uint64
 
-	// baseline is the peer's unidirectional stream limit when the pool started, before we
-	// opened any stream: once our capacity is back to it, the peer has read every stream we
-	// finished to its end (a QUIC receiver grants a new stream only when one is consumed).
-	baseline int64
+	// opened records that a send stream was ever opened: only then has Drain to ask.
+	opened atomic.Bool
+	// requestMu guards requested: our drain request went out (see requestDrain).
+	requestMu sync.Mutex
+	requested bool
+	// drained is closed when the peer answered our drain request.
+	drained     chan struct{}
+	drainedOnce sync.Once
 }
 
 // New starts a pool on conn. Close it (or close conn) to end its goroutines.
 func New(conn session.Conn, cfg Config) *Pool {
 	p := &Pool{
-		conn:     conn,
-		cfg:      cfg,
-		queue:    newRecvQueue(cfg.receiveQueue()),
-		streams:  make(map[session.ReceiveStream]struct{}),
-		baseline: conn.StreamCapacity().Uni,
+		conn:    conn,
+		cfg:     cfg,
+		queue:   newRecvQueue(cfg.receiveQueue()),
+		streams: make(map[session.ReceiveStream]uint64),
+		drained: make(chan struct{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(conn.Context())
 	if d, ok := conn.(session.ReadDriver); ok {
@@ -186,33 +193,36 @@ var errClosed = net.ErrClosed
 func (p *Pool) Refused() uint64 { return p.refused.Load() }
 
 // Drain finishes every send stream after the messages already handed to Send, and waits
-// until the peer has read them all (or ctx ends, or the connection closes). Sends after Drain
+// until the peer's pool has read them all to their end (or ctx ends, or the connection
+// closes): it asks the peer, which answers once it has (see drainRequest). Sends after Drain
 // started fail. It is the first half of a graceful close: closing the connection right after
-// Send would discard messages still in flight.
+// Send would discard messages still in flight. A pool that never sent returns at once.
 func (p *Pool) Drain(ctx context.Context) error {
 	for _, s := range p.senders {
 		if err := s.finish(ctx); err != nil {
 			return err
 		}
 	}
-	done := make(chan struct{}, 1)
-	stop := p.conn.OnStreamCapacity(func(session.Capacity) {
-		select {
-		case done <- struct{}{}:
-		default:
-		}
-	})
-	defer stop()
-	for p.conn.StreamCapacity().Uni < p.baseline {
-		select {
-		case <-done:
-		case <-ctx.Done():
+	if !p.opened.Load() {
+		return nil
+	}
+	if err := p.requestDrain(ctx); err != nil {
+		if ctx.Err() != nil {
 			return ctx.Err()
-		case <-p.conn.Context().Done():
+		}
+		if p.conn.Context().Err() != nil {
 			return context.Cause(p.conn.Context())
 		}
+		return err
 	}
-	return nil
+	select {
+	case <-p.drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.conn.Context().Done():
+		return context.Cause(p.conn.Context())
+	}
 }
 
 // Close stops the pool's goroutines and waits for them. It does not close the connection.
@@ -253,7 +263,8 @@ func (p *Pool) acceptLoop() {
 			rs.CancelRead(CodePoolClosed)
 			return
 		}
-		p.streams[rs] = struct{}{}
+		p.streams[rs] = p.arrivals
+		p.arrivals++
 		p.wg.Add(1) // released by whoever ends the stream: streamDone
 		p.mu.Unlock()
 		if ps, ok := rs.(session.PushReceiveStream); ok {
@@ -270,11 +281,17 @@ func (p *Pool) acceptLoop() {
 	}
 }
 
-// streamDone forgets an inbound stream that ended.
+// streamDone forgets an inbound stream that ended, answering the drain requests that waited
+// for it last.
 func (p *Pool) streamDone(rs session.ReceiveStream) {
 	p.mu.Lock()
+	seq := p.streams[rs]
 	delete(p.streams, rs)
+	answers := p.streamReadLocked(seq)
 	p.mu.Unlock()
+	for range answers {
+		p.answerDrain()
+	}
 	p.wg.Done()
 }
 
@@ -303,6 +320,9 @@ func (p *Pool) readLoop(rs session.ReceiveStream, first []Message, partial []byt
 			msg, transfer, err = r.ReadMessageTransfer()
 		}
 		if err != nil {
+			if p.marker(rs, err) {
+				return
+			}
 			if errors.Is(err, framing.ErrTooLarge) {
 				p.refused.Add(1)
 				rs.CancelRead(CodeMessageTooLarge)

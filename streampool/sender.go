@@ -348,6 +348,7 @@ func (s *sender) open(ctx context.Context) (session.SendStream, error) {
 		}
 		return nil, err
 	}
+	s.p.opened.Store(true)
 	return st, nil
 }
 

@@ -24,11 +24,10 @@ var benchCommand = &command{
 	details: `Runs every benchmark case (message rates at 64 B, 256 B and 4 KiB, bulk transfer, round-trip
 latency p50 and p99, handshakes, memory per idle connection, fan-out of one message to 100
 peers) on peerwire over QUIC and over QMux and on the references (raw quic-go, crypto/tls 1.3
-over TCP, plain TCP, go-libp2p hosts over quic-v1 and over TCP, and quic-go with a qlog tracer
-installed, which peerwire's QUIC core must have), in this process, on 127.0.0.1. Each run
+over TCP, plain TCP, go-libp2p hosts over quic-v1 and over TCP), in this process, on 127.0.0.1. Each run
 measures all systems back to back (round trips and bulk transfers side by side, in blocks that take turns). The first table shows medians over the runs; the second
 each peerwire figure's ratio to its reference (QUIC to quic-go, QMux to TLS over TCP, then both
-to the go-libp2p transport of the same family, then QUIC to the traced quic-go), above 1
+to the go-libp2p transport of the same family), above 1
 meaning peerwire is better. --plot draws the same comparison as an SVG chart. Progress goes to stderr. See
 docs/BENCHMARKS.md for what each case measures.`,
 	setup: func(fs *flag.FlagSet) func(context.Context, stdio, []string) error {

@@ -356,6 +356,10 @@ func (c *conn) accept(ctx context.Context, dir int) (*stream, error) {
 	}
 }
 
+// A QMux connection always knows its peer's stream limits: it parses every MAX_STREAMS.
+var _ session.CapacityConn = (*conn)(nil)
+
+// StreamCapacity implements session.CapacityConn.
 func (c *conn) StreamCapacity() session.Capacity {
 	c.mu.Lock()
 	defer c.mu.Unlock()

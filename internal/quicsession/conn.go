@@ -17,7 +17,7 @@ import (
 // conn adapts a *quic.Conn to session.Conn.
 type conn struct {
 	qc    *quic.Conn
-	trace *connTrace
+	caps  *capacityTrace // nil unless the connection tracks its stream capacity
 	state session.State
 
 	ctx    context.Context
@@ -26,12 +26,12 @@ type conn struct {
 
 var _ session.Conn = (*conn)(nil)
 
-func newConn(qc *quic.Conn, trace *connTrace, onClose func()) *conn {
+func newConn(qc *quic.Conn, hs *handshake, caps *capacityTrace, onClose func()) *conn {
 	cs := qc.ConnectionState()
-	peer, _ := trace.verified()
+	peer, _ := hs.verified()
 	c := &conn{
-		qc:    qc,
-		trace: trace,
+		qc:   qc,
+		caps: caps,
 		state: session.State{
 			Core:       "quic",
 			LocalAddr:  qc.LocalAddr(),
@@ -56,7 +56,9 @@ func (c *conn) OpenStream(ctx context.Context) (session.Stream, error) {
 	if err != nil {
 		return nil, c.openError(ctx, err)
 	}
-	c.trace.opened(true)
+	if c.caps != nil {
+		c.caps.opened(true)
+	}
 	return &stream{s: s}, nil
 }
 
@@ -65,7 +67,9 @@ func (c *conn) OpenUniStream(ctx context.Context) (session.SendStream, error) {
 	if err != nil {
 		return nil, c.openError(ctx, err)
 	}
-	c.trace.opened(false)
+	if c.caps != nil {
+		c.caps.opened(false)
+	}
 	// Send buffering (as MsQuic's): quic-go's Write waits for its connection loop beyond one
 	// packet of data, so a sender of small messages would run at the hand-off rate.
 	return sendbuf.New(c.ctx, &sendStream{s: s}), nil
@@ -106,9 +110,23 @@ func (c *conn) ctxError(ctx context.Context, err error) error {
 	return translate(err)
 }
 
-func (c *conn) StreamCapacity() session.Capacity { return c.trace.capacity() }
+// session returns c as the session sees it: a session.CapacityConn when c tracks its stream
+// capacity, so that callers can tell by a type assertion whether it does.
+func (c *conn) session() session.Conn {
+	if c.caps != nil {
+		return capacityConn{c}
+	}
+	return c
+}
 
-func (c *conn) OnStreamCapacity(f func(session.Capacity)) func() { return c.trace.subscribe(f) }
+// capacityConn is a conn made with Config.TrackStreamCapacity.
+type capacityConn struct{ *conn }
+
+var _ session.CapacityConn = capacityConn{}
+
+func (c capacityConn) StreamCapacity() session.Capacity { return c.caps.capacity() }
+
+func (c capacityConn) OnStreamCapacity(f func(session.Capacity)) func() { return c.caps.subscribe(f) }
 
 func (c *conn) CloseWithError(code session.ApplicationErrorCode, reason string) error {
 	err := c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)

@@ -1,7 +1,9 @@
 // Package quicsession implements the session interface (internal/session) over QUIC with
 // quic-go: mutual TLS 1.3 with verification in peerwire's code, a dial that returns only once
-// the listener has accepted our certificate (HANDSHAKE_DONE), incoming connection attempts
-// surfaced at the ClientHello with their own accept/reject, and stream-capacity notifications.
+// the listener has accepted our certificate (its first 1-RTT flight: HANDSHAKE_DONE with
+// NEW_TOKEN), incoming connection attempts surfaced at the ClientHello with their own
+// accept/reject, and, when asked for (Config.TrackStreamCapacity), stream-capacity
+// notifications.
 package quicsession
 
 import (
@@ -180,8 +182,8 @@ func quicConfig(cfg *session.Config) *quic.Config {
 }
 
 // verifying returns a copy of base whose certificate verification records its outcome (with
-// the peer's address filled into a rejection) in tr.
-func verifying(base *tls.Config, cfg *session.Config, tr *connTrace, remote net.Addr) *tls.Config {
+// the peer's address filled into a rejection) in hs.
+func verifying(base *tls.Config, cfg *session.Config, hs *handshake, remote net.Addr) *tls.Config {
 	tc := base.Clone()
 	tc.GetConfigForClient = nil
 	tc.VerifyConnection = func(cs tls.ConnectionState) error {
@@ -192,7 +194,7 @@ func verifying(base *tls.Config, cfg *session.Config, tr *connTrace, remote net.
 				re.PeerAddr = remote
 			}
 		}
-		tr.setVerified(peer, err)
+		hs.setVerified(peer, err)
 		return err
 	}
 	return tc
@@ -223,32 +225,39 @@ func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (sess
 // dial runs one dial from tr; release is handed to the connection on success.
 func (c *Core) dial(ctx context.Context, tr *quic.Transport, raddr *net.UDPAddr, cfg *session.Config, release func()) (session.Conn, error) {
 	addr := raddr.String()
-	trace := newConnTrace()
-	tlsConf := verifying(certs.ClientConfig(cfg.Credential, cfg.Trust, cfg.ALPN), cfg, trace, raddr)
+	hs := newHandshake()
+	tlsConf := verifying(certs.ClientConfig(cfg.Credential, cfg.Trust, cfg.ALPN), cfg, hs, raddr)
 	qconf := quicConfig(cfg)
-	qconf.Tracer = func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace { return trace }
+	// The listener's NEW_TOKEN confirms the handshake (see handshake); a fresh store per dial
+	// ties the token to this connection.
+	qconf.TokenStore = confirmStore{hs}
+	var caps *capacityTrace
+	if cfg.TrackStreamCapacity {
+		caps = &capacityTrace{hs: hs}
+		qconf.Tracer = func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace { return caps }
+	}
 
 	hctx, cancel := context.WithTimeout(ctx, cfg.Handshake())
 	defer cancel()
 	qc, err := tr.Dial(hctx, raddr, tlsConf, qconf)
 	if err != nil {
-		return nil, dialError(ctx, hctx, err, trace, raddr, cfg)
+		return nil, dialError(ctx, hctx, err, hs, raddr, cfg)
 	}
 	if cfg.DialEarly {
-		conn := newConn(qc, trace, release)
+		conn := newConn(qc, hs, caps, release)
 		conn.state.LocalAddr = c.routes.localAddr(conn.state.LocalAddr, raddr)
-		return conn, nil
+		return conn.session(), nil
 	}
 	// Our handshake is complete; wait for the listener's verdict on our certificate.
 	wait := time.NewTimer(cfg.AcceptWait())
 	defer wait.Stop()
 	select {
-	case <-trace.confirmed:
-		conn := newConn(qc, trace, release)
+	case <-hs.confirmed:
+		conn := newConn(qc, hs, caps, release)
 		conn.state.LocalAddr = c.routes.localAddr(conn.state.LocalAddr, raddr)
-		return conn, nil
+		return conn.session(), nil
 	case <-qc.Context().Done():
-		return nil, dialError(ctx, hctx, context.Cause(qc.Context()), trace, raddr, cfg)
+		return nil, dialError(ctx, hctx, context.Cause(qc.Context()), hs, raddr, cfg)
 	case <-ctx.Done():
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(session.CodeShutdown), "dial cancelled")
 		return nil, fmt.Errorf("quic dial %s: %w", addr, ctx.Err())
@@ -260,8 +269,8 @@ func (c *Core) dial(ctx context.Context, tr *quic.Transport, raddr *net.UDPAddr,
 
 // dialError explains a failed dial: which side refused which certificate, a handshake
 // timeout, the application's rejection, or the transport's error.
-func dialError(ctx, hctx context.Context, err error, trace *connTrace, raddr net.Addr, cfg *session.Config) error {
-	if _, rej := trace.verified(); rej != nil {
+func dialError(ctx, hctx context.Context, err error, hs *handshake, raddr net.Addr, cfg *session.Config) error {
+	if _, rej := hs.verified(); rej != nil {
 		return rej
 	}
 	if e := handshakeError(err, raddr, cfg); e != nil {
@@ -342,10 +351,10 @@ func (c *Core) Listen(addr string, cfg *session.Config) (session.Listener, error
 	tlsConf.GetConfigForClient = l.configForClient
 	qconf := quicConfig(cfg)
 	qconf.Tracer = func(ctx context.Context, _ bool, _ quic.ConnectionID) qlogwriter.Trace {
-		if in, ok := ctx.Value(incomingKey{}).(*incoming); ok {
-			return in.trace
+		if in, ok := ctx.Value(incomingKey{}).(*incoming); ok && in.caps != nil {
+			return in.caps
 		}
-		return nil
+		return nil // no tracing at all
 	}
 	l.ln, err = l.tr.Listen(tlsConf, qconf)
 	if err != nil {
@@ -379,7 +388,10 @@ type listener struct {
 // connContext runs when a client's first packet arrives: the attempt becomes an Incoming in
 // the accept queue, or is refused when the queue is full.
 func (l *listener) connContext(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
-	in := &incoming{l: l, remote: info.RemoteAddr, trace: newConnTrace(), handshake: make(chan *quic.Conn, 1), decided: make(chan struct{})}
+	in := &incoming{l: l, remote: info.RemoteAddr, hs: newHandshake(), handshake: make(chan *quic.Conn, 1), decided: make(chan struct{})}
+	if l.cfg.TrackStreamCapacity {
+		in.caps = &capacityTrace{hs: in.hs}
+	}
 	ctx = context.WithValue(ctx, incomingKey{}, in)
 	in.qctx = ctx
 	select {
@@ -417,7 +429,7 @@ func (l *listener) configForClient(chi *tls.ClientHelloInfo) (*tls.Config, error
 	if in.isRejected() {
 		return nil, session.ErrRejected
 	}
-	return verifying(l.baseTLS, l.cfg, in.trace, in.remote), nil
+	return verifying(l.baseTLS, l.cfg, in.hs, in.remote), nil
 }
 
 func (l *listener) acceptLoop() {
@@ -476,7 +488,8 @@ func (l *listener) Close() error {
 type incoming struct {
 	l         *listener
 	remote    net.Addr
-	trace     *connTrace
+	hs        *handshake
+	caps      *capacityTrace  // nil unless the listener tracks stream capacity
 	qctx      context.Context // quic-go's context for the attempt; ends when it fails or closes
 	handshake chan *quic.Conn // the connection once the handshake completed
 
@@ -523,9 +536,9 @@ func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
 			_ = qc.CloseWithError(quic.ApplicationErrorCode(session.CodeShutdown), "listener closed")
 			return nil, net.ErrClosed
 		}
-		return newConn(qc, in.trace, in.l.sock.release), nil
+		return newConn(qc, in.hs, in.caps, in.l.sock.release).session(), nil
 	case <-in.qctx.Done():
-		if _, rej := in.trace.verified(); rej != nil {
+		if _, rej := in.hs.verified(); rej != nil {
 			return nil, rej
 		}
 		cause := context.Cause(in.qctx)

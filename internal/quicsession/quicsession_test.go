@@ -59,12 +59,17 @@ func TestConnectStateAndStreams(t *testing.T) {
 func TestStreamCapacityNotifications(t *testing.T) {
 	cc, sc := sessiontest.Configs(t)
 	sc.MaxIncomingUniStreams = 2
+	cc.TrackStreamCapacity, sc.TrackStreamCapacity = true, true
 	p := sessiontest.Connect(t, quicCore(), cc, sc)
-	require.Equal(t, int64(2), p.Client.StreamCapacity().Uni)
-	require.Equal(t, int64(0), p.Client.StreamCapacity().Bidi)
+	client, ok := p.Client.(session.CapacityConn)
+	require.True(t, ok, "a connection dialed with TrackStreamCapacity reports its capacity")
+	_, ok = p.Server.(session.CapacityConn)
+	require.True(t, ok, "a connection accepted with TrackStreamCapacity reports its capacity")
+	require.Equal(t, int64(2), client.StreamCapacity().Uni)
+	require.Equal(t, int64(0), client.StreamCapacity().Bidi)
 
 	raised := make(chan session.Capacity, 16)
-	stop := p.Client.OnStreamCapacity(func(c session.Capacity) { raised <- c })
+	stop := client.OnStreamCapacity(func(c session.Capacity) { raised <- c })
 	defer stop()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -75,7 +80,7 @@ func TestStreamCapacityNotifications(t *testing.T) {
 		require.NoError(t, err)
 		streams = append(streams, s)
 	}
-	require.Equal(t, int64(0), p.Client.StreamCapacity().Uni)
+	require.Equal(t, int64(0), client.StreamCapacity().Uni)
 	// Finishing both streams on both sides lets the server grant more (MAX_STREAMS).
 	for _, s := range streams {
 		require.NoError(t, s.Close())
@@ -90,7 +95,22 @@ func TestStreamCapacityNotifications(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no stream capacity notification")
 	}
-	require.Positive(t, p.Client.StreamCapacity().Uni)
+	require.Positive(t, client.StreamCapacity().Uni)
+}
+
+// Without TrackStreamCapacity no tracer is installed and the connection does not claim to
+// know its capacity; the dial still waits for the listener's confirmation (its NEW_TOKEN).
+func TestNoStreamCapacityByDefault(t *testing.T) {
+	p := sessiontest.Connect(t, quicCore(), nil, nil)
+	_, ok := p.Client.(session.CapacityConn)
+	require.False(t, ok)
+	_, ok = p.Server.(session.CapacityConn)
+	require.False(t, ok)
+	var qc *quic.Conn
+	require.True(t, p.Client.(interface{ As(any) bool }).As(&qc))
+	require.Nil(t, qc.QlogTrace(), "no tracer on the client")
+	require.True(t, p.Server.(interface{ As(any) bool }).As(&qc))
+	require.Nil(t, qc.QlogTrace(), "no tracer on the server")
 }
 
 func TestCloseCarriesCodeAndReason(t *testing.T) {

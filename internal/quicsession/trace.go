@@ -3,6 +3,7 @@ package quicsession
 import (
 	"sync"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/qlog"
 	"github.com/quic-go/quic-go/qlogwriter"
 
@@ -10,36 +11,74 @@ import (
 	"github.com/peerwire/peerwire/internal/session"
 )
 
-// connTrace is one connection's observer. quic-go does not expose two moments the session
-// interface needs, so we read them from its typed qlog events:
+// handshake is what one connection's handshake established beyond quic-go's own state: the
+// outcome of our certificate verification and, on the client, the listener's confirmation.
 //
-//   - "handshake confirmed" on the client, the HANDSHAKE_DONE frame: in TLS 1.3 the client's
-//     handshake completes before the server has checked the client certificate, and only this
-//     frame proves the server accepted it;
-//   - the peer's stream limits (initial transport parameters and MAX_STREAMS frames), which
-//     feed the stream-capacity notifications.
-//
-// It also records the outcome of our certificate verification for this connection.
-//
-// quic-go v0.64.1 offers nothing cheaper for either. Conn.HandshakeComplete fires on the
-// client when TLS completes, before the server's verdict (quic-go issue #5292 asks for a
-// HandshakeConfirmed). Of the stream limits it shows only the edge: OpenUniStream fails with
-// StreamLimitReachedError at the limit (after opening a stream when below it, so it cannot
-// probe), and a blocked OpenUniStreamSync wakes when the limit rises by at least one. Neither
-// tells how many streams the peer allows, and the session promises exact counts: the stream
-// pool compares the capacity with its value at the start to learn that the peer has read
-// every stream it finished (a QUIC receiver grants a stream per stream consumed). Keeping
-// streams pre-opened to count them would cost about 700 bytes each, for up to the peer's
-// limit (1024 by default) per connection.
-//
-// The price of the trace: quic-go builds an event for every packet sent and received once a
-// trace is installed, about 5,500 allocations per MiB sent (process-wide, both ends) and a
-// few microseconds per round trip on loopback; BenchmarkMessage and BenchmarkRTT show it
-// beside raw quic-go. A quic-go API for handshake confirmation and the peer's stream limits
-// would let this type go.
-type connTrace struct {
+// In TLS 1.3 the client's handshake completes before the server has checked the client
+// certificate, so Conn.HandshakeComplete says nothing about the server's verdict (quic-go
+// v0.64.1 has no HandshakeConfirmed; quic-go issue #5292 asks for one). The verdict is the
+// server's first 1-RTT flight: a server completes its handshake only after it verified the
+// client certificate, and then sends HANDSHAKE_DONE, and quic-go sends a NEW_TOKEN frame with
+// it, in the same packet. quic-go hands a client's NEW_TOKEN to its Config.TokenStore, so a
+// per-dial token store (confirmStore) tells us, through quic-go's public API and at no cost
+// per packet, that the listener accepted our certificate. A listener that sends no NEW_TOKEN
+// (not quic-go, and dialed without Config.TrackStreamCapacity, whose tracer also sees
+// HANDSHAKE_DONE) is reported as not confirming within the accept timeout.
+type handshake struct {
 	confirmOnce sync.Once
 	confirmed   chan struct{}
+
+	mu        sync.Mutex
+	peer      *certs.PeerCertificate // set when our verification accepted the peer
+	rejectErr error                  // set when it refused the peer
+}
+
+func newHandshake() *handshake {
+	return &handshake{confirmed: make(chan struct{})}
+}
+
+func (h *handshake) confirm() {
+	h.confirmOnce.Do(func() { close(h.confirmed) })
+}
+
+func (h *handshake) setVerified(p *certs.PeerCertificate, err error) {
+	h.mu.Lock()
+	h.peer, h.rejectErr = p, err
+	h.mu.Unlock()
+}
+
+func (h *handshake) verified() (*certs.PeerCertificate, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.peer, h.rejectErr
+}
+
+// confirmStore is a dial's quic.TokenStore: the listener's NEW_TOKEN confirms the handshake.
+// It keeps no token (Pop finds none): peerwire listeners do not ask for address validation,
+// and a token saves nothing else.
+type confirmStore struct{ h *handshake }
+
+var _ quic.TokenStore = confirmStore{}
+
+// Pop implements quic.TokenStore.
+func (confirmStore) Pop(string) *quic.ClientToken { return nil }
+
+// Put implements quic.TokenStore; quic-go calls it on its connection goroutine.
+func (s confirmStore) Put(string, *quic.ClientToken) { s.h.confirm() }
+
+// capacityTrace learns the peer's stream limits (initial transport parameters and
+// MAX_STREAMS frames) from quic-go's typed qlog events, for a connection made with
+// Config.TrackStreamCapacity. quic-go v0.64.1 shows the limits nowhere else: OpenUniStream
+// fails with StreamLimitReachedError at the limit (after opening a stream when below it, so
+// it cannot probe), and a blocked OpenUniStreamSync wakes when the limit rises by at least
+// one; neither tells how many streams the peer allows.
+//
+// The price: once a tracer is installed, quic-go builds an event for every packet sent and
+// received, for the connection's life (it cannot be detached): about 5,500 allocations per
+// MiB sent and, on loopback, about 15% of bulk throughput and a few microseconds per round
+// trip. That is why it is opt-in; BenchmarkMessage and BenchmarkRTT in this package show it.
+type capacityTrace struct {
+	hs *handshake // HANDSHAKE_DONE confirms it too
 
 	mu       sync.Mutex
 	maxBidi  int64 // cumulative stream limits granted by the peer
@@ -48,39 +87,32 @@ type connTrace struct {
 	openUni  int64
 	subs     map[int]func(session.Capacity)
 	nextSub  int
-
-	peer      *certs.PeerCertificate // set when our verification accepted the peer
-	rejectErr error                  // set when it refused the peer
-}
-
-func newConnTrace() *connTrace {
-	return &connTrace{confirmed: make(chan struct{})}
 }
 
 var (
-	_ qlogwriter.Trace    = (*connTrace)(nil)
-	_ qlogwriter.Recorder = (*connTrace)(nil)
+	_ qlogwriter.Trace    = (*capacityTrace)(nil)
+	_ qlogwriter.Recorder = (*capacityTrace)(nil)
 )
 
 // AddProducer implements qlogwriter.Trace: the trace records its own events.
-func (t *connTrace) AddProducer() qlogwriter.Recorder { return t }
+func (t *capacityTrace) AddProducer() qlogwriter.Recorder { return t }
 
 // SupportsSchemas implements qlogwriter.Trace. We write no qlog files, so higher layers
 // (HTTP/3) must not add their events.
-func (t *connTrace) SupportsSchemas(string) bool { return false }
+func (t *capacityTrace) SupportsSchemas(string) bool { return false }
 
 // Close implements qlogwriter.Recorder.
-func (t *connTrace) Close() error { return nil }
+func (t *capacityTrace) Close() error { return nil }
 
 // RecordEvent implements qlogwriter.Recorder. It runs on quic-go's connection goroutine for
 // every event, so it does no more than a type switch unless an event matters to us.
-func (t *connTrace) RecordEvent(ev qlogwriter.Event) {
+func (t *capacityTrace) RecordEvent(ev qlogwriter.Event) {
 	switch e := ev.(type) {
 	case qlog.PacketReceived:
 		for _, f := range e.Frames {
 			switch fr := f.Frame.(type) {
 			case *qlog.HandshakeDoneFrame:
-				t.confirm()
+				t.hs.confirm()
 			case *qlog.MaxStreamsFrame:
 				// quic-go's StreamType: 0 is unidirectional, 1 bidirectional (protocol.StreamTypeUni/Bidi).
 				t.raise(fr.Type != 0, int64(fr.MaxStreamNum))
@@ -94,12 +126,8 @@ func (t *connTrace) RecordEvent(ev qlogwriter.Event) {
 	}
 }
 
-func (t *connTrace) confirm() {
-	t.confirmOnce.Do(func() { close(t.confirmed) })
-}
-
 // raise records a new cumulative limit and notifies subscribers when it grew.
-func (t *connTrace) raise(bidi bool, limit int64) {
+func (t *capacityTrace) raise(bidi bool, limit int64) {
 	t.mu.Lock()
 	p := &t.maxUni
 	if bidi {
@@ -121,7 +149,7 @@ func (t *connTrace) raise(bidi bool, limit int64) {
 	}
 }
 
-func (t *connTrace) opened(bidi bool) {
+func (t *capacityTrace) opened(bidi bool) {
 	t.mu.Lock()
 	if bidi {
 		t.openBidi++
@@ -131,17 +159,17 @@ func (t *connTrace) opened(bidi bool) {
 	t.mu.Unlock()
 }
 
-func (t *connTrace) capacity() session.Capacity {
+func (t *capacityTrace) capacity() session.Capacity {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.capacityLocked()
 }
 
-func (t *connTrace) capacityLocked() session.Capacity {
+func (t *capacityTrace) capacityLocked() session.Capacity {
 	return session.Capacity{Bidi: max(t.maxBidi-t.openBidi, 0), Uni: max(t.maxUni-t.openUni, 0)}
 }
 
-func (t *connTrace) subscribe(f func(session.Capacity)) func() {
+func (t *capacityTrace) subscribe(f func(session.Capacity)) func() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.subs == nil {
@@ -155,16 +183,4 @@ func (t *connTrace) subscribe(f func(session.Capacity)) func() {
 		delete(t.subs, id)
 		t.mu.Unlock()
 	}
-}
-
-func (t *connTrace) setVerified(p *certs.PeerCertificate, err error) {
-	t.mu.Lock()
-	t.peer, t.rejectErr = p, err
-	t.mu.Unlock()
-}
-
-func (t *connTrace) verified() (*certs.PeerCertificate, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.peer, t.rejectErr
 }

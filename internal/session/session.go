@@ -1,7 +1,7 @@
 // Package session defines the one interface every peerwire core implements: an authenticated,
 // multiplexed connection with bidirectional and unidirectional streams, stream-capacity
-// notifications, close with an application code and reason, and a context cancelled with the
-// close cause.
+// notifications (CapacityConn), close with an application code and reason, and a context
+// cancelled with the close cause.
 //
 // Everything above it (the message API in nettransport, the stream pool, the libp2p adapters,
 // the node) is written once against these interfaces and runs on both cores: QUIC
@@ -77,13 +77,6 @@ type Conn interface {
 	// AcceptUniStream waits for the peer's next unidirectional stream.
 	AcceptUniStream(ctx context.Context) (ReceiveStream, error)
 
-	// StreamCapacity reports how many streams may be opened now without waiting.
-	StreamCapacity() Capacity
-	// OnStreamCapacity registers f to be called whenever the peer raises a stream limit, with
-	// the capacity after the change. f runs on the core's goroutine and must not block. The
-	// returned function unregisters f.
-	OnStreamCapacity(f func(Capacity)) (unregister func())
-
 	// CloseWithError closes the connection with an application code and a reason the peer
 	// receives. Closing an already closed connection is a no-op returning nil.
 	CloseWithError(code ApplicationErrorCode, reason string) error
@@ -91,6 +84,21 @@ type Conn interface {
 	Context() context.Context
 	// State returns addresses, ALPN and the peer's identity.
 	State() State
+}
+
+// CapacityConn is a Conn that reports its stream capacity: how many streams the peer's
+// limits (MAX_STREAMS) let us open now, and when the peer raises them. QMux connections
+// always implement it; QUIC connections only when dialed or accepted with
+// Config.TrackStreamCapacity, because quic-go tells its stream limits only to a connection
+// tracer, which costs every packet (see internal/quicsession).
+type CapacityConn interface {
+	Conn
+	// StreamCapacity reports how many streams may be opened now without waiting.
+	StreamCapacity() Capacity
+	// OnStreamCapacity registers f to be called whenever the peer raises a stream limit, with
+	// the capacity after the change. f runs on the core's goroutine and must not block. The
+	// returned function unregisters f.
+	OnStreamCapacity(f func(Capacity)) (unregister func())
 }
 
 // SendStream is the sending half of a stream.
