@@ -75,8 +75,8 @@ func (s confirmStore) Put(string, *quic.ClientToken) { s.h.confirm() }
 //
 // The price: once a tracer is installed, quic-go builds an event for every packet sent and
 // received, for the connection's life (it cannot be detached): about 5,500 allocations per
-// MiB sent and, on loopback, about 15% of bulk throughput and a few microseconds per round
-// trip. That is why it is opt-in; BenchmarkMessage and BenchmarkRTT in this package show it.
+// MiB sent and, on loopback, about 10-17% of bulk throughput and a few microseconds per round
+// trip (docs/BENCHMARKS.md). That is why it is opt-in.
 type capacityTrace struct {
 	hs *handshake // HANDSHAKE_DONE confirms it too
 

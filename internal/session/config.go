@@ -66,7 +66,7 @@ type Config struct {
 	MaxConnectionReceiveWindow uint64
 	// TrackStreamCapacity makes a QUIC connection a CapacityConn. quic-go reports the peer's
 	// stream limits only to a connection tracer, which builds an event for every packet sent
-	// and received: on loopback about 15% of bulk throughput and a few microseconds per round
+	// and received: on loopback 10-17% of bulk throughput and a few microseconds per round
 	// trip. Nothing in peerwire needs it (the stream pool's graceful drain does not); it is
 	// for users of the session interface that do. QMux connections report their capacity
 	// either way, at no cost.
