@@ -26,8 +26,9 @@ type Config struct {
 	// StreamTimeout bounds opening a send stream (waiting for the peer's stream credit), each
 	// write, and a dialer's wait for the listener to accept its certificate. Zero means 12 s.
 	StreamTimeout time.Duration
-	// MaxMessageSize is the largest message sent or accepted. Zero means 16 MiB; at most
-	// 4 GiB − 1.
+	// MaxMessageSize is the largest message sent or accepted. Zero means 16 MiB; larger values
+	// are capped at 4 GiB − 3 (streampool.MaxMessageSize: the two lengths above it mark the
+	// graceful close on the wire).
 	MaxMessageSize uint32
 	// SendStreams is how many streams carry a connection's outgoing messages. Zero means 1,
 	// which keeps every message of a connection in order; more allow concurrent senders to

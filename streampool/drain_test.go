@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/internal/sessiontest"
 	"github.com/peerwire/peerwire/streampool"
 )
@@ -23,6 +24,29 @@ const (
 
 func marker(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
+// writeStream opens a raw stream on c and writes b to it, finishing it when fin.
+func writeStream(t *testing.T, ctx context.Context, c session.Conn, b []byte, fin bool) session.SendStream {
+	t.Helper()
+	st, err := c.OpenUniStream(ctx)
+	require.NoError(t, err)
+	_, err = st.Write(b)
+	require.NoError(t, err)
+	if fin {
+		require.NoError(t, st.Close())
+	}
+	return st
+}
+
+// requireAnswer waits for the peer's next stream on c and checks it carries only the answer.
+func requireAnswer(t *testing.T, ctx context.Context, c session.Conn) {
+	t.Helper()
+	answer, err := c.AcceptUniStream(ctx)
+	require.NoError(t, err)
+	got, err := io.ReadAll(answer)
+	require.NoError(t, err)
+	require.Equal(t, marker(wireDrainDone), got)
+}
+
 // A pool answers a drain request only once every stream that arrived before it has been
 // read to its end, on a stream of its own carrying exactly the answer marker.
 func TestDrainRequestAnsweredAfterEarlierStreams(t *testing.T) {
@@ -32,21 +56,13 @@ func TestDrainRequestAnsweredAfterEarlierStreams(t *testing.T) {
 		ctx := testCtx(t, 10*time.Second)
 
 		// An earlier stream with a message, left open.
-		early, err := p.Client.OpenUniStream(ctx)
-		require.NoError(t, err)
-		_, err = early.Write(frame(payload(1, 100)))
-		require.NoError(t, err)
+		early := writeStream(t, ctx, p.Client, frame(payload(1, 100)), false)
 		require.Equal(t, uint64(1), recvSeq(t, ctx, receiver, 100))
-
-		req, err := p.Client.OpenUniStream(ctx)
-		require.NoError(t, err)
-		_, err = req.Write(marker(wireDrainRequest))
-		require.NoError(t, err)
-		require.NoError(t, req.Close())
+		writeStream(t, ctx, p.Client, marker(wireDrainRequest), true)
 
 		// No answer while the earlier stream is unfinished.
 		wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		_, err = p.Client.AcceptUniStream(wctx)
+		_, err := p.Client.AcceptUniStream(wctx)
 		cancel()
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 
@@ -54,11 +70,7 @@ func TestDrainRequestAnsweredAfterEarlierStreams(t *testing.T) {
 		_, err = early.Write(frame(payload(2, 100)))
 		require.NoError(t, err)
 		require.NoError(t, early.Close())
-		answer, err := p.Client.AcceptUniStream(ctx)
-		require.NoError(t, err)
-		got, err := io.ReadAll(answer)
-		require.NoError(t, err)
-		require.Equal(t, marker(wireDrainDone), got)
+		requireAnswer(t, ctx, p.Client)
 		require.Equal(t, uint64(2), recvSeq(t, ctx, receiver, 100))
 	})
 }
@@ -70,22 +82,9 @@ func TestDrainRequestAnsweredAtOnce(t *testing.T) {
 		newPool(t, p.Server, streampool.Config{})
 		ctx := testCtx(t, 10*time.Second)
 
-		done, err := p.Client.OpenUniStream(ctx)
-		require.NoError(t, err)
-		_, err = done.Write(frame(payload(1, 100)))
-		require.NoError(t, err)
-		require.NoError(t, done.Close())
-		req, err := p.Client.OpenUniStream(ctx)
-		require.NoError(t, err)
-		_, err = req.Write(marker(wireDrainRequest))
-		require.NoError(t, err)
-		require.NoError(t, req.Close())
-
-		answer, err := p.Client.AcceptUniStream(ctx)
-		require.NoError(t, err)
-		got, err := io.ReadAll(answer)
-		require.NoError(t, err)
-		require.Equal(t, marker(wireDrainDone), got)
+		writeStream(t, ctx, p.Client, frame(payload(1, 100)), true)
+		writeStream(t, ctx, p.Client, marker(wireDrainRequest), true)
+		requireAnswer(t, ctx, p.Client)
 	})
 }
 
