@@ -350,11 +350,13 @@ func (c *Core) Listen(addr string, cfg *session.Config) (session.Listener, error
 	tlsConf := l.baseTLS.Clone()
 	tlsConf.GetConfigForClient = l.configForClient
 	qconf := quicConfig(cfg)
-	qconf.Tracer = func(ctx context.Context, _ bool, _ quic.ConnectionID) qlogwriter.Trace {
-		if in, ok := ctx.Value(incomingKey{}).(*incoming); ok && in.caps != nil {
-			return in.caps
+	if cfg.TrackStreamCapacity {
+		qconf.Tracer = func(ctx context.Context, _ bool, _ quic.ConnectionID) qlogwriter.Trace {
+			if in, ok := ctx.Value(incomingKey{}).(*incoming); ok && in.caps != nil {
+				return in.caps
+			}
+			return nil // no tracing at all
 		}
-		return nil // no tracing at all
 	}
 	l.ln, err = l.tr.Listen(tlsConf, qconf)
 	if err != nil {
