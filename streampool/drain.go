@@ -110,17 +110,13 @@ func (p *Pool) answerDrain() {
 // sendMarker opens a stream, writes the marker and finishes the stream, within the stream
 // timeout and ctx, or until the pool closes.
 func (p *Pool) sendMarker(ctx context.Context, m uint32) error {
-	timeout := p.cfg.timeout()
-	octx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	defer context.AfterFunc(p.ctx, cancel)()
-	st, err := p.conn.OpenUniStream(octx)
+	st, err := p.openStream(ctx)
 	if err != nil {
 		return err
 	}
 	var b [framing.HeaderSize]byte
 	binary.BigEndian.PutUint32(b[:], m)
-	_ = st.SetWriteDeadline(time.Now().Add(timeout))
+	_ = st.SetWriteDeadline(time.Now().Add(p.cfg.timeout()))
 	if _, err := st.Write(b[:]); err != nil {
 		st.CancelWrite(CodeWriteFailed)
 		return err

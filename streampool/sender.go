@@ -326,18 +326,27 @@ func (s *sender) isStopped() bool {
 }
 
 func (s *sender) open(ctx context.Context) (session.SendStream, error) {
-	timeout := s.p.cfg.timeout()
+	st, err := s.p.openStream(ctx)
+	if err == nil {
+		s.p.opened.Store(true)
+	}
+	return st, err
+}
+
+// openStream opens a send stream within ctx and the stream timeout. Pool.Close (or the
+// connection's end) stops the wait for stream credit too.
+func (p *Pool) openStream(ctx context.Context) (session.SendStream, error) {
+	timeout := p.cfg.timeout()
 	octx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	// Pool.Close (or the connection's end) stops the wait for stream credit too.
-	defer context.AfterFunc(s.p.ctx, cancel)()
-	st, err := s.p.conn.OpenUniStream(octx)
+	defer context.AfterFunc(p.ctx, cancel)()
+	st, err := p.conn.OpenUniStream(octx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if s.p.ctx.Err() != nil {
-			if cause := context.Cause(s.p.conn.Context()); cause != nil {
+		if p.ctx.Err() != nil {
+			if cause := context.Cause(p.conn.Context()); cause != nil {
 				return nil, cause
 			}
 			return nil, errPoolClosed
@@ -348,7 +357,6 @@ func (s *sender) open(ctx context.Context) (session.SendStream, error) {
 		}
 		return nil, err
 	}
-	s.p.opened.Store(true)
 	return st, nil
 }
 
