@@ -2,6 +2,7 @@ package certs
 
 import (
 	"crypto/tls"
+	"net"
 	"slices"
 )
 
@@ -28,10 +29,10 @@ func ServerConfig(c *Credential, p *TrustPolicy, alpn []string) *tls.Config {
 //     certificates and there is no older version to fall back to.
 //   - All certificate verification is ours: crypto/tls's verification against
 //     system roots is switched off (InsecureSkipVerify on the client,
-//     RequireAnyClientCert on the server) and VerifyConnection calls
-//     p.Verify on the peer's chain. VerifyConnection runs on every handshake,
-//     resumed or not. A rejection is returned from the handshake as a
-//     [*RejectError] and the peer receives a bad_certificate alert.
+//     RequireAnyClientCert on the server) and VerifyConnection runs
+//     [TrustPolicy.VerifyConnection]. It runs on every handshake, resumed or
+//     not. A rejection is returned from the handshake as a [*RejectError] and
+//     the peer receives a bad_certificate alert.
 //   - An ALPN protocol must be negotiated, or the handshake fails with
 //     [ErrNoApplicationProtocol]; alpn must therefore not be empty.
 //   - Session tickets are disabled: a resumed session would skip the
@@ -70,13 +71,34 @@ func baseConfig(c *Credential, p *TrustPolicy, alpn []string) *tls.Config {
 		NextProtos:             slices.Clone(alpn),
 		SessionTicketsDisabled: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if _, err := policy.Verify(cs.PeerCertificates); err != nil {
-				return err
-			}
-			if cs.NegotiatedProtocol == "" {
-				return ErrNoApplicationProtocol
-			}
-			return nil
+			_, err := policy.VerifyConnection(cs, nil)
+			return err
 		},
 	}
+}
+
+// VerifyConnection is the check every peerwire handshake makes once the peer's
+// certificate is in, and the one the TLS configurations of [ServerConfig] and
+// [ClientConfig] install. A transport that wants the verified peer (or a
+// rejection's details) replaces tls.Config.VerifyConnection with a function
+// that calls this one, never with a check of its own, so that every promise
+// made here holds on every core:
+//
+//   - the peer's chain satisfies p ([TrustPolicy.Verify]); a refusal is a
+//     [*RejectError] with remote filled in (nil leaves it empty);
+//   - an application protocol was negotiated, or [ErrNoApplicationProtocol].
+//     RFC 7301 lets a TLS server and client that share no ALPN carry on
+//     without one, and crypto/tls over TCP does; QUIC (RFC 9001 §8.1) and QMux
+//     (draft-ietf-quic-qmux-02 §8.1) make it mandatory, and so does peerwire
+//     on both.
+func (p *TrustPolicy) VerifyConnection(cs tls.ConnectionState, remote net.Addr) (*PeerCertificate, error) {
+	peer, err := p.Verify(cs.PeerCertificates)
+	if err != nil {
+		SetPeerAddr(err, remote)
+		return nil, err
+	}
+	if cs.NegotiatedProtocol == "" {
+		return nil, ErrNoApplicationProtocol
+	}
+	return peer, nil
 }

@@ -109,10 +109,7 @@ func (c *Core) track(cn *conn) error {
 func verifying(base *tls.Config, cfg *session.Config, v *verified, remote net.Addr) *tls.Config {
 	tc := base.Clone()
 	tc.VerifyConnection = func(cs tls.ConnectionState) error {
-		peer, err := cfg.Trust.Verify(cs.PeerCertificates)
-		if err != nil {
-			certs.SetPeerAddr(err, remote)
-		}
+		peer, err := cfg.Trust.VerifyConnection(cs, remote)
 		v.peer, v.err = peer, err
 		return err
 	}

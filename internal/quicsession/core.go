@@ -187,13 +187,7 @@ func verifying(base *tls.Config, cfg *session.Config, hs *handshake, remote net.
 	tc := base.Clone()
 	tc.GetConfigForClient = nil
 	tc.VerifyConnection = func(cs tls.ConnectionState) error {
-		peer, err := cfg.Trust.Verify(cs.PeerCertificates)
-		if err != nil {
-			var re *certs.RejectError
-			if errors.As(err, &re) {
-				re.PeerAddr = remote
-			}
-		}
+		peer, err := cfg.Trust.VerifyConnection(cs, remote)
 		hs.setVerified(peer, err)
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/peerwire/peerwire/certs"
 )
 
 // CloseKind says what ended a connection.
@@ -152,13 +154,19 @@ var (
 	_ net.Error = (*TimeoutError)(nil)
 )
 
-// ALPNError reports that the peer supports none of the application protocols we offered.
+// ALPNError reports that a handshake negotiated no application protocol: the peer supports
+// none of ours, offered none, or (as a listener) selected none. Offered is our list: the
+// protocols we offered when dialing, those we support when listening.
 type ALPNError struct {
 	Offered  []string
 	PeerAddr net.Addr
 }
 
-// Error names the peer and what we offered.
+// Error names the peer and our protocols.
 func (e *ALPNError) Error() string {
-	return fmt.Sprintf("peer (%v) supports none of our application protocols %q", e.PeerAddr, e.Offered)
+	return fmt.Sprintf("no application protocol (ALPN) agreed with peer (%v); ours are %q", e.PeerAddr, e.Offered)
 }
+
+// Is reports whether target is certs.ErrNoApplicationProtocol, the error the shared TLS
+// verification (certs.TrustPolicy.VerifyConnection) returns for the same failure.
+func (e *ALPNError) Is(target error) bool { return target == certs.ErrNoApplicationProtocol }
