@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -30,6 +31,9 @@ func BenchmarkCompare(b *testing.B) {
 	}
 	for _, c := range Cases() {
 		for _, s := range Systems() {
+			if !c.Measures(s) {
+				continue
+			}
 			b.Run(c.Name+"/"+s.Name, func(b *testing.B) {
 				var v []float64
 				for b.Loop() {
@@ -47,8 +51,9 @@ func BenchmarkCompare(b *testing.B) {
 	}
 }
 
-// TestEveryCaseRunsOnEverySystem checks the harness itself at the tiny size: every figure is
-// positive and every comparison has a ratio. It asserts nothing about speed. The memory
+// TestEveryCaseRunsOnEverySystem checks the harness itself at the tiny size: every case has
+// a positive figure on every system it measures and none on the others, and every
+// comparison of systems it measures has a ratio. It asserts nothing about speed. The memory
 // figure may be zero or negative at this size (the garbage collector's noise is larger than
 // four connections), so it is only required to exist.
 func TestEveryCaseRunsOnEverySystem(t *testing.T) {
@@ -59,7 +64,6 @@ func TestEveryCaseRunsOnEverySystem(t *testing.T) {
 	defer cancel()
 	rep, err := Run(ctx, Tiny, 1, nil)
 	require.NoError(t, err)
-	require.Len(t, rep.Results, len(Metrics())*len(Systems()))
 	names := map[string]bool{}
 	for _, s := range Systems() {
 		names[s.Name] = true
@@ -67,21 +71,55 @@ func TestEveryCaseRunsOnEverySystem(t *testing.T) {
 	for _, want := range []string{"peerwire-quic", "peerwire-qmux", "quic-go", "tls-tcp", "tcp", "libp2p-quic", "libp2p-tcp"} {
 		require.True(t, names[want], "no system %s", want)
 	}
-	for _, m := range Metrics() {
-		for _, s := range Systems() {
-			r, ok := rep.Value(m.Name, s.Name)
-			require.True(t, ok, "no %s on %s", m.Name, s.Name)
-			require.Len(t, r.Samples, 1)
-			if m.Name != "idle-conn-memory" {
-				require.Positive(t, r.Value, "%s on %s", m.Name, s.Name)
-			}
+	figures := 0
+	for _, c := range Cases() {
+		for _, name := range c.Systems {
+			require.True(t, names[name], "%s measures %s, which is no system", c.Name, name)
 		}
-		for _, c := range Comparisons() {
-			if _, ok := rep.Ratio(m.Name, c.System, c.Reference); !ok && m.Name != "idle-conn-memory" {
-				t.Errorf("no ratio for %s of %s ÷ %s", m.Name, c.System, c.Reference)
+		for _, m := range c.Metrics {
+			for _, s := range Systems() {
+				r, ok := rep.Value(m.Name, s.Name)
+				if !c.Measures(s) {
+					require.False(t, ok, "%s on %s, which %s does not measure", m.Name, s.Name, c.Name)
+					continue
+				}
+				figures++
+				require.True(t, ok, "no %s on %s", m.Name, s.Name)
+				require.Len(t, r.Samples, 1)
+				if m.Name != "idle-conn-memory" {
+					require.Positive(t, r.Value, "%s on %s", m.Name, s.Name)
+				}
+			}
+			for _, cmp := range Comparisons() {
+				measured := c.Measures(System{Name: cmp.System}) && c.Measures(System{Name: cmp.Reference})
+				if _, ok := rep.Ratio(m.Name, cmp.System, cmp.Reference); !ok && measured && m.Name != "idle-conn-memory" {
+					t.Errorf("no ratio for %s of %s ÷ %s", m.Name, cmp.System, cmp.Reference)
+				}
 			}
 		}
 	}
+	require.Len(t, rep.Results, figures)
+}
+
+// The delay cases measure at least peerwire's systems and their target references, and
+// their figures are taken through the proxy: a round trip costs at least two delays, a
+// connect to the first message at least three (a handshake's round trip and the message's
+// way), whatever the system.
+func TestDelayCasesGoThroughTheProxy(t *testing.T) {
+	for _, name := range []string{"delay-rtt", "delay-connect", "delay-bulk"} {
+		i := slices.IndexFunc(Cases(), func(c Case) bool { return c.Name == name })
+		require.GreaterOrEqual(t, i, 0, "no case %s", name)
+		for _, s := range []string{"peerwire-quic", "peerwire-qmux", "quic-go", "tls-tcp"} {
+			require.True(t, Cases()[i].Measures(System{Name: s}), "%s does not measure %s", name, s)
+		}
+	}
+	tcp := Systems()[slices.IndexFunc(Systems(), func(s System) bool { return s.Name == "tcp" })]
+	v, err := runDelayRTT(t.Context(), []System{tcp}, Tiny)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, v[0][0], float64(2*OneWayDelay/time.Millisecond), "round trip, ms")
+	c, err := runDelayConnect(t.Context(), tcp, Tiny)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, c[0], float64(3*OneWayDelay/time.Millisecond), "connect to first message, ms")
 }
 
 func TestComparisons(t *testing.T) {
@@ -124,6 +162,40 @@ func TestNodesConnectInBothDirections(t *testing.T) {
 				require.Equal(t, "pong", string(m))
 				p.Close()
 			}
+		})
+	}
+}
+
+// TestNodesConnectThroughAProxy checks, for every system, that a node connects to another
+// through a delay proxy, that the message its dialing end sends right after the dial reaches
+// the other end first, and that messages then flow both ways.
+func TestNodesConnectThroughAProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every system")
+	}
+	for _, s := range Systems() {
+		t.Run(s.Name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			nodes, err := s.Nodes(ctx, 2)
+			require.NoError(t, err)
+			defer closeNodes(nodes)
+			proxy, err := startProxy(nodes[1], time.Millisecond)
+			require.NoError(t, err)
+			defer proxy.Close()
+			p, err := nodes[0].(proxiedNode).connectVia(ctx, nodes[1], proxy.Addr(), []byte("first"))
+			require.NoError(t, err)
+			defer p.Close()
+			require.NoError(t, p.Client.Send(ctx, []byte("ping")))
+			for _, want := range []string{"first", "ping"} {
+				m, err := p.Server.Recv(ctx)
+				require.NoError(t, err)
+				require.Equal(t, want, string(m))
+			}
+			require.NoError(t, p.Server.Send(ctx, []byte("pong")))
+			m, err := p.Client.Recv(ctx)
+			require.NoError(t, err)
+			require.Equal(t, "pong", string(m))
 		})
 	}
 }

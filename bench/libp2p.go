@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 
 	"github.com/libp2p/go-libp2p"
@@ -87,20 +88,49 @@ func libp2pNodes(f libp2pFlavour) func(context.Context, int) ([]Node, error) {
 
 func (n *libp2pNode) Close() error { return n.h.Close() }
 
+func (n *libp2pNode) listenAddr() (net.Addr, error) {
+	addrs := n.h.Network().ListenAddresses()
+	if len(addrs) == 0 {
+		return nil, errors.New("bench: libp2p host listens nowhere")
+	}
+	return netAddr(addrs[0])
+}
+
 // Connect connects the hosts (host.Connect, which waits for identify), opens a benchProtocol
 // stream and sends an empty message, which completes the protocol negotiation and hands the
 // stream to the peer's handler.
 func (n *libp2pNode) Connect(ctx context.Context, peerNode Node) (*Pair, error) {
+	return n.connectTo(ctx, peerNode, peerNode.(*libp2pNode).h.Network().ListenAddresses(), nil)
+}
+
+// connectVia sends first, if any, right after the empty message that opens the stream.
+func (n *libp2pNode) connectVia(ctx context.Context, peerNode Node, via net.Addr, first []byte) (*Pair, error) {
+	addrs := peerNode.(*libp2pNode).h.Network().ListenAddresses()
+	if len(addrs) == 0 {
+		return nil, errors.New("bench: libp2p host listens nowhere")
+	}
+	addr, err := viaMultiaddr(addrs[0], via)
+	if err != nil {
+		return nil, err
+	}
+	return n.connectTo(ctx, peerNode, []ma.Multiaddr{addr}, first)
+}
+
+// connectTo is connectVia with the addresses to dial.
+func (n *libp2pNode) connectTo(ctx context.Context, peerNode Node, addrs []ma.Multiaddr, first []byte) (*Pair, error) {
 	to := peerNode.(*libp2pNode)
 	to.mu.Lock()
 	defer to.mu.Unlock()
 	id := to.h.ID()
-	if err := n.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: to.h.Network().ListenAddresses()}); err != nil {
+	if err := n.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: addrs}); err != nil {
 		return nil, err
 	}
 	cs, err := n.h.NewStream(ctx, id, benchProtocol)
 	if err == nil {
 		_, err = cs.Write(emptyMessage)
+	}
+	if err == nil && first != nil {
+		err = newStreamEndpoint(cs).Send(ctx, first)
 	}
 	var ss network.Stream
 	if err == nil {

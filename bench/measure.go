@@ -29,7 +29,13 @@ type Case struct {
 	// RunTogether with one system. Report's Run uses it for a case whose figures drift with
 	// the machine faster than one system's measurement lasts.
 	RunTogether func(ctx context.Context, ss []System, size Size) ([][]float64, error)
+	// Systems names the systems the case measures; nil means every system. The others have
+	// no figure for its metrics.
+	Systems []string
 }
+
+// Measures reports whether the case measures s.
+func (c Case) Measures(s System) bool { return c.Systems == nil || slices.Contains(c.Systems, s.Name) }
 
 // benchUnit is the unit under which a testing.B benchmark of c reports m: the metric's unit,
 // prefixed with what tells it apart from the case's other metrics ("p99-µs").
@@ -54,15 +60,21 @@ type Size struct {
 	IdleConns   int           `json:"idle_conns"`   // connections held for the memory case
 	FanoutPeers int           `json:"fanout_peers"` // receivers of each fan-out
 	Fanouts     int           `json:"fanouts"`      // fan-outs per fan-out run
+	// The cases through a delay proxy (OneWayDelay each way).
+	DelayRoundTrips int `json:"delay_round_trips"` // round trips per delay-rtt run
+	DelayConnects   int `json:"delay_connects"`    // connects per delay-connect run
+	DelayBulkBytes  int `json:"delay_bulk_bytes"`  // bytes per delay-bulk run (one message if below 1 MiB)
 }
 
 var (
 	// Tiny is for smoke runs (CI): every case runs, the figures mean little.
 	Tiny = Size{Name: "tiny", Messages: 200, BulkBytes: 2 << 20, RoundTrips: 20, Handshakes: 50 * time.Millisecond,
-		IdleConns: 4, FanoutPeers: 4, Fanouts: 10}
+		IdleConns: 4, FanoutPeers: 4, Fanouts: 10,
+		DelayRoundTrips: 2, DelayConnects: 1, DelayBulkBytes: 64 << 10}
 	// Full is for the figures in docs/BENCHMARKS.md.
 	Full = Size{Name: "full", Messages: 100_000, BulkBytes: 256 << 20, RoundTrips: 10_000, Handshakes: time.Second,
-		IdleConns: 1000, FanoutPeers: 100, Fanouts: 500}
+		IdleConns: 1000, FanoutPeers: 100, Fanouts: 500,
+		DelayRoundTrips: 40, DelayConnects: 9, DelayBulkBytes: 64 << 20}
 )
 
 // Message sizes of the cases.
@@ -87,6 +99,11 @@ func Cases() []Case {
 		{Name: "handshakes", Metrics: []Metric{{"handshakes", "conns/s", true}}, Run: runHandshakes},
 		{Name: "idle-conn-memory", Metrics: []Metric{{"idle-conn-memory", "KiB/conn", false}}, Run: runIdleMemory},
 		{Name: "fanout", Metrics: []Metric{{"fanout-p50", "µs", false}}, Run: runFanout},
+		{Name: "delay-rtt", Metrics: []Metric{{"delay-rtt-p50", "ms", false}},
+			Run: runAlone(runDelayRTT), RunTogether: runDelayRTT, Systems: delaySystems},
+		{Name: "delay-connect", Metrics: []Metric{{"delay-connect-p50", "ms", false}}, Run: runDelayConnect,
+			Systems: delaySystems},
+		{Name: "delay-bulk", Metrics: []Metric{{"delay-bulk", "MiB/s", true}}, Run: runDelayBulk, Systems: delaySystems},
 	}
 }
 
@@ -171,7 +188,7 @@ const bulkBlocks = 8
 func runBulk(ctx context.Context, ss []System, size Size) ([][]float64, error) {
 	n := max(size.BulkBytes/bulkMessage, 1)
 	took := make([]time.Duration, len(ss))
-	err := sideBySide(ctx, ss, n, bulkBlocks, func(i int, p *Pair, k int) error {
+	err := sideBySide(ctx, ss, connectPair, n, bulkBlocks, func(i int, p *Pair, k int) error {
 		d, err := stream(ctx, p, k, bulkMessage)
 		took[i] += d
 		return err
@@ -186,15 +203,21 @@ func runBulk(ctx context.Context, ss []System, size Size) ([][]float64, error) {
 	return out, nil
 }
 
-// sideBySide connects a pair of nodes of every system in ss and has work do total units on
-// each pair, in blocks that take turns: a block of every system, then the next block of
-// every system (the order rotating from one round of blocks to the next), and so on.
+// connector starts two nodes of a system and connects them; cleanup closes everything.
+// connectPair connects them directly, connectDelayed through a delay proxy.
+type connector func(ctx context.Context, s System) (p *Pair, cleanup func(), err error)
+
+// sideBySide connects a pair of nodes of every system in ss with connect and has work do
+// total units on each pair, in blocks that take turns: a block of every system, then the
+// next block of every system (the order rotating from one round of blocks to the next), and
+// so on.
 // work(i, p, n) does n units on pair p of system ss[i]. A figure such as a round trip or a
 // transfer rate drifts on a shared machine by more than the targets' margins over the
 // seconds that measuring every system takes; side by side, every system meets the same
 // drift, and their ratio compares like with like. Each block starts with a garbage
 // collection, so that no system pays for another's garbage.
-func sideBySide(ctx context.Context, ss []System, total, blocks int, work func(i int, p *Pair, n int) error) error {
+func sideBySide(ctx context.Context, ss []System, connect connector, total, blocks int,
+	work func(i int, p *Pair, n int) error) error {
 	pairs := make([]*Pair, 0, len(ss))
 	var cleanups []func()
 	defer func() {
@@ -203,7 +226,7 @@ func sideBySide(ctx context.Context, ss []System, total, blocks int, work func(i
 		}
 	}()
 	for _, s := range ss {
-		p, cleanup, err := connectPair(ctx, s)
+		p, cleanup, err := connect(ctx, s)
 		if err != nil {
 			return err
 		}
@@ -246,11 +269,26 @@ const rttBlocks = 20
 // runRTT sends a 64 B request and waits for the 64 B echo, RoundTrips times on each system
 // of ss, side by side in rttBlocks blocks per system (see sideBySide).
 func runRTT(ctx context.Context, ss []System, size Size) ([][]float64, error) {
+	rtts, err := roundTrips(ctx, ss, connectPair, size.RoundTrips, rttBlocks)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float64, len(ss))
+	for i := range ss {
+		out[i] = []float64{percentile(rtts[i], 0.50), percentile(rtts[i], 0.99)}
+	}
+	return out, nil
+}
+
+// roundTrips connects a pair of every system of ss with connect, sends a 64 B request and
+// waits for the 64 B echo total times on each, side by side in blocks (see sideBySide), and
+// returns each system's round trips, sorted.
+func roundTrips(ctx context.Context, ss []System, connect connector, total, blocks int) ([][]time.Duration, error) {
 	msg := make([]byte, rttMessage)
 	rtts := make([][]time.Duration, len(ss))
-	err := sideBySide(ctx, ss, size.RoundTrips, rttBlocks, func(i int, p *Pair, n int) error {
+	err := sideBySide(ctx, ss, connect, total, blocks, func(i int, p *Pair, n int) error {
 		if rtts[i] == nil {
-			rtts[i] = make([]time.Duration, 0, size.RoundTrips)
+			rtts[i] = make([]time.Duration, 0, total)
 		}
 		errc := make(chan error, 1)
 		go func() {
@@ -286,12 +324,10 @@ func runRTT(ctx context.Context, ss []System, size Size) ([][]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([][]float64, len(ss))
 	for i := range ss {
 		slices.Sort(rtts[i])
-		out[i] = []float64{percentile(rtts[i], 0.50), percentile(rtts[i], 0.99)}
 	}
-	return out, nil
+	return rtts, nil
 }
 
 // runHandshakes dials one listener sequentially for Size.Handshakes, each dial a full

@@ -142,13 +142,20 @@ func (n *quicGoNode) Close() error {
 	return errors.Join(n.ln.Close(), n.tr.Close(), n.udp.Close())
 }
 
+func (n *quicGoNode) listenAddr() (net.Addr, error) { return n.udp.LocalAddr(), nil }
+
 // Connect relies on quic-go completing handshakes before Accept is called (it queues them),
 // so it dials, opens the stream and only then accepts.
 func (n *quicGoNode) Connect(ctx context.Context, peer Node) (*Pair, error) {
+	return n.connectVia(ctx, peer, peer.(*quicGoNode).udp.LocalAddr(), nil)
+}
+
+// connectVia sends first, if any, right after the empty message that opens the stream.
+func (n *quicGoNode) connectVia(ctx context.Context, peer Node, via net.Addr, first []byte) (*Pair, error) {
 	to := peer.(*quicGoNode)
 	to.mu.Lock()
 	defer to.mu.Unlock()
-	cc, err := n.tr.Dial(ctx, to.udp.LocalAddr(), n.client, n.qc())
+	cc, err := n.tr.Dial(ctx, via, n.client, n.qc())
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +173,11 @@ func (n *quicGoNode) Connect(ctx context.Context, peer Node) (*Pair, error) {
 	}
 	if _, err := cs.Write(emptyMessage); err != nil {
 		return fail(err)
+	}
+	if first != nil {
+		if err := newStreamEndpoint(cs).Send(ctx, first); err != nil {
+			return fail(err)
+		}
 	}
 	if sc, err = to.ln.Accept(ctx); err != nil {
 		return fail(err)
@@ -269,15 +281,29 @@ func tcpNodes(useTLS bool) func(context.Context, int) ([]Node, error) {
 
 func (n *tcpNode) Close() error { return n.ln.Close() }
 
+func (n *tcpNode) listenAddr() (net.Addr, error) { return n.ln.Addr(), nil }
+
 // Connect dials first: the kernel completes the TCP handshake before Accept.
 func (n *tcpNode) Connect(ctx context.Context, peer Node) (*Pair, error) {
+	return n.connectVia(ctx, peer, peer.(*tcpNode).ln.Addr(), nil)
+}
+
+// connectVia sends first, if any, right after the client's half of the TLS handshake (or the
+// connect, without TLS).
+func (n *tcpNode) connectVia(ctx context.Context, peer Node, via net.Addr, first []byte) (*Pair, error) {
 	to := peer.(*tcpNode)
 	to.mu.Lock()
 	defer to.mu.Unlock()
 	var d net.Dialer
-	cc, err := d.DialContext(ctx, "tcp", to.ln.Addr().String())
+	cc, err := d.DialContext(ctx, "tcp", via.String())
 	if err != nil {
 		return nil, err
+	}
+	if n.client == nil && first != nil {
+		if err := newStreamEndpoint(cc).Send(ctx, first); err != nil {
+			cc.Close()
+			return nil, err
+		}
 	}
 	sc, err := to.ln.Accept()
 	if err != nil {
@@ -293,7 +319,11 @@ func (n *tcpNode) Connect(ctx context.Context, peer Node) (*Pair, error) {
 				ts.Close() // fails the client's handshake too
 			}
 		})
-		if err = tc.HandshakeContext(ctx); err != nil {
+		err = tc.HandshakeContext(ctx)
+		if err == nil && first != nil {
+			err = newStreamEndpoint(tc).Send(ctx, first)
+		}
+		if err != nil {
 			tc.Close()
 		}
 		wg.Wait()

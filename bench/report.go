@@ -35,7 +35,8 @@ type Report struct {
 	Results []Result  `json:"results"`
 }
 
-// Run measures every case on every system runs times and keeps medians. Each run measures
+// Run measures every case on every system it measures (Case.Systems) runs times and keeps
+// medians. Each run measures
 // all systems back to back, so ratios compare figures taken under the same conditions.
 // Progress lines go to progress when it is not nil.
 func Run(ctx context.Context, size Size, runs int, progress io.Writer) (*Report, error) {
@@ -48,9 +49,11 @@ func Run(ctx context.Context, size Size, runs int, progress io.Writer) (*Report,
 			// Each run starts with a different system, so that no system always follows the
 			// same one, and each measurement starts with the previous one's garbage
 			// collected, so that no system pays for another's.
-			order := make([]System, len(systems))
+			order := make([]System, 0, len(systems))
 			for k := range systems {
-				order[k] = systems[(k+r)%len(systems)]
+				if s := systems[(k+r)%len(systems)]; c.Measures(s) {
+					order = append(order, s)
+				}
 			}
 			record := func(s System, v []float64, took time.Duration, how string) {
 				if progress != nil {
@@ -93,6 +96,9 @@ func Run(ctx context.Context, size Size, runs int, progress io.Writer) (*Report,
 	for _, c := range cases {
 		for _, m := range c.Metrics {
 			for _, s := range systems {
+				if !c.Measures(s) {
+					continue // no figure: a dash in the table and the chart
+				}
 				v := samples[key{m.Name, s.Name}]
 				rep.Results = append(rep.Results, Result{Case: c.Name, Metric: m.Name, System: s.Name,
 					Value: median(v), Unit: m.Unit, HigherIsBetter: m.HigherIsBetter, Samples: v})

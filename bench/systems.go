@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/peerwire/peerwire/certs"
 	"github.com/peerwire/peerwire/identity"
@@ -39,6 +41,43 @@ type Node interface {
 	Connect(ctx context.Context, peer Node) (*Pair, error)
 	// Close closes the node and every connection it holds.
 	Close() error
+}
+
+// proxiedNode is a Node that can be reached through a proxy: the delay cases put a delay
+// proxy in front of a node's listener and have another node dial the proxy. Every node type
+// of this package is one.
+type proxiedNode interface {
+	Node
+	// listenAddr is the socket address the node listens on: a *net.UDPAddr or *net.TCPAddr.
+	listenAddr() (net.Addr, error)
+	// connectVia is Connect with two differences. The dial goes to via, a proxy forwarding to
+	// peer's listenAddr. And first, when not nil, is sent by the dialing end as soon as its
+	// dial returned, before the other end is known to hold the connection, as an
+	// application sends its first message; the pair's Server end receives it before anything
+	// else. (Connect itself dials peer's own address and sends nothing.)
+	connectVia(ctx context.Context, peer Node, via net.Addr, first []byte) (*Pair, error)
+}
+
+// viaMultiaddr is listen, a multiaddr whose first two components are an IP address and a
+// port, with those replaced by via's.
+func viaMultiaddr(listen ma.Multiaddr, via net.Addr) (ma.Multiaddr, error) {
+	if len(listen) < 2 {
+		return nil, fmt.Errorf("bench: %s has no IP address and port", listen)
+	}
+	m, err := manet.FromNetAddr(via)
+	if err != nil {
+		return nil, err
+	}
+	return m.Encapsulate(listen[2:]), nil
+}
+
+// netAddr is the socket address of a multiaddr whose first two components are an IP
+// address and a port.
+func netAddr(m ma.Multiaddr) (net.Addr, error) {
+	if len(m) < 2 {
+		return nil, fmt.Errorf("bench: %s has no IP address and port", m)
+	}
+	return manet.ToNetAddr(m[:2])
 }
 
 // System is one thing measured.
@@ -195,7 +234,22 @@ func peerwireNodes(addr ma.Multiaddr) func(context.Context, int) ([]Node, error)
 
 func (n *peerwireNode) Close() error { return n.tr.Close() }
 
+func (n *peerwireNode) listenAddr() (net.Addr, error) { return netAddr(n.l.Addr()) }
+
 func (n *peerwireNode) Connect(ctx context.Context, peer Node) (*Pair, error) {
+	return n.connectTo(ctx, peer, peer.(*peerwireNode).l.Addr(), nil)
+}
+
+func (n *peerwireNode) connectVia(ctx context.Context, peer Node, via net.Addr, first []byte) (*Pair, error) {
+	addr, err := viaMultiaddr(peer.(*peerwireNode).l.Addr(), via)
+	if err != nil {
+		return nil, err
+	}
+	return n.connectTo(ctx, peer, addr, first)
+}
+
+// connectTo is connectVia with the address to dial.
+func (n *peerwireNode) connectTo(ctx context.Context, peer Node, addr ma.Multiaddr, first []byte) (*Pair, error) {
 	to := peer.(*peerwireNode)
 	to.mu.Lock()
 	defer to.mu.Unlock()
@@ -215,7 +269,10 @@ func (n *peerwireNode) Connect(ctx context.Context, peer Node) (*Pair, error) {
 		c, err := in.Accept(actx)
 		ch <- accepted{c, err}
 	}()
-	client, err := n.tr.Dial(ctx, to.l.Addr(), []string{alpn}, n.cred)
+	client, err := n.tr.Dial(ctx, addr, []string{alpn}, n.cred)
+	if err == nil && first != nil {
+		err = client.Send(ctx, first)
+	}
 	if err != nil {
 		cancel()
 	}

@@ -14,17 +14,20 @@ import (
 
 // defaultBenchRuns is how many times `peer bench` runs every case unless told: the median of
 // three already discards one disturbed run, and a full-size run of every case on every system
-// takes about a minute and a half on 2 CPUs. The figures in docs/BENCHMARKS.md use --runs 5.
+// takes about two minutes on 2 CPUs. The figures in docs/BENCHMARKS.md use --runs 5.
 const defaultBenchRuns = 3
 
 var benchCommand = &command{
 	name:    "bench",
 	args:    "[--runs N] [--size tiny|full] [--json FILE] [--plot FILE.svg]",
-	summary: "measure peerwire beside quic-go, TLS over TCP, TCP and go-libp2p on loopback",
+	summary: "measure peerwire beside quic-go, TLS over TCP, TCP and go-libp2p on loopback and over a delayed link",
 	details: `Runs every benchmark case (message rates at 64 B, 256 B and 4 KiB, bulk transfer, round-trip
 latency p50 and p99, handshakes, memory per idle connection, fan-out of one message to 100
 peers) on peerwire over QUIC and over QMux and on the references (raw quic-go, crypto/tls 1.3
-over TCP, plain TCP, go-libp2p hosts over quic-v1 and over TCP), in this process, on 127.0.0.1. Each run
+over TCP, plain TCP, go-libp2p hosts over quic-v1 and over TCP), in this process, on 127.0.0.1;
+then, through a proxy adding 25 ms each way, round-trip latency p50 (delay-rtt),
+connect-to-first-message (delay-connect) and bulk transfer (delay-bulk) on both peerwire
+systems, quic-go, TLS over TCP and TCP (the libp2p columns show a dash). Each run
 measures all systems back to back (round trips and bulk transfers side by side, in blocks that take turns). The first table shows medians over the runs; the second
 each peerwire figure's ratio to its reference (QUIC to quic-go, QMux to TLS over TCP, then both
 to the go-libp2p transport of the same family), above 1
