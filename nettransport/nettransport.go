@@ -46,7 +46,7 @@ import (
 	"github.com/peerwire/peerwire/framing"
 	"github.com/peerwire/peerwire/identity"
 	"github.com/peerwire/peerwire/internal/session"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 // Credential is what one side presents and trusts: its certificate (with identity key) and

@@ -17,7 +17,7 @@ import (
 	"github.com/peerwire/peerwire/internal/qmux"
 	"github.com/peerwire/peerwire/internal/quicsession"
 	"github.com/peerwire/peerwire/internal/session"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 // Config tunes a Transport. The zero value of each field means its documented default; a

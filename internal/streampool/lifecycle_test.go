@@ -12,7 +12,7 @@ import (
 	"github.com/peerwire/peerwire/framing"
 	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/internal/sessiontest"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 // Drain returns only once the peer's pool has read every message: closing the connection

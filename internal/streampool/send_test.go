@@ -13,7 +13,7 @@ import (
 	"github.com/peerwire/peerwire/framing"
 	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/internal/sessiontest"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 // After the peer stops the send stream, Sends fail with the peer's code, and the next Send

@@ -14,7 +14,7 @@ import (
 	"github.com/peerwire/peerwire/framing"
 	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/internal/sessiontest"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

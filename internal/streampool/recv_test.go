@@ -12,7 +12,7 @@ import (
 
 	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/internal/sessiontest"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 // A message cut off because the peer's connection died is never delivered: Recv returns the

@@ -12,7 +12,7 @@ import (
 
 	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/internal/sessiontest"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 // The graceful close's markers on the wire: a stream whose 4-byte length field holds one of
