@@ -587,3 +587,21 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// ReadByte reads a header byte in front of the messages through the Reader's buffer: one
+// read of the source serves both, and the messages follow intact.
+func TestReaderReadByteBeforeMessages(t *testing.T) {
+	stream := append([]byte{0x00}, encode(t, []byte("hi"), []byte("abc"))...)
+	r := NewReader(bytes.NewReader(stream), 0)
+	b, err := r.ReadByte()
+	require.NoError(t, err)
+	require.Equal(t, byte(0x00), b)
+	require.Equal(t, len(stream)-1, r.Buffered(), "the byte came with the messages, in one read")
+	for _, want := range []string{"hi", "abc"} {
+		m, err := r.ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, want, string(m))
+	}
+	_, err = r.ReadByte()
+	require.ErrorIs(t, err, io.EOF)
+}
