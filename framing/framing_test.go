@@ -442,12 +442,12 @@ func TestWriteMessageLargeDoesNotCopyPayload(t *testing.T) {
 	dst := &countingWriter{}
 	w := NewWriter(dst, 0)
 	require.NoError(t, w.Queue([]byte("small")))
-	msg := pattern(directWriteThreshold)
+	msg := pattern(DirectWriteSize)
 	require.NoError(t, w.WriteMessage(msg))
 
 	require.Len(t, dst.writes, 2)
 	require.Same(t, &msg[0], &dst.writes[1][0], "payload must be written from the caller's slice")
-	require.Less(t, cap(w.buf), directWriteThreshold, "payload must not be copied into the buffer")
+	require.Less(t, cap(w.buf), DirectWriteSize, "payload must not be copied into the buffer")
 	require.Zero(t, w.Buffered())
 	require.Nil(t, w.pair[1], "the caller's payload must not stay reachable")
 
@@ -500,7 +500,7 @@ func TestWriterErrorIsSticky(t *testing.T) {
 	require.Zero(t, w.Buffered())
 	require.Equal(t, boom, w.Queue([]byte("b")))
 	require.Equal(t, boom, w.Flush())
-	require.Equal(t, boom, w.WriteMessage(pattern(directWriteThreshold)))
+	require.Equal(t, boom, w.WriteMessage(pattern(DirectWriteSize)))
 	require.Equal(t, 1, dst.calls)
 
 	var fresh bytes.Buffer
@@ -514,7 +514,7 @@ func TestWriterShortWrite(t *testing.T) {
 	require.Equal(t, io.ErrShortWrite, w.WriteMessage([]byte("abcdef")))
 
 	w = NewWriter(&errWriter{short: true}, 0)
-	require.Equal(t, io.ErrShortWrite, w.WriteMessage(pattern(directWriteThreshold)))
+	require.Equal(t, io.ErrShortWrite, w.WriteMessage(pattern(DirectWriteSize)))
 }
 
 func TestWriterResetDropsQueued(t *testing.T) {
@@ -550,7 +550,7 @@ func TestWriterSteadyStateDoesNotAllocate(t *testing.T) {
 	})
 	require.Zero(t, allocs)
 
-	large := pattern(directWriteThreshold)
+	large := pattern(DirectWriteSize)
 	allocs = testing.AllocsPerRun(100, func() {
 		if err := w.WriteMessage(large); err != nil {
 			t.Fatal(err)
