@@ -215,16 +215,8 @@ func (s *sender) write(ctx context.Context, batch, large []byte) error {
 	// at once, as most writes are.
 	tw, _ := st.(session.TryWriter)
 	timeout := s.p.cfg.timeout()
-	var stop func() bool
-	var cut chan struct{}
-	defer func() {
-		if stop != nil && !stop() {
-			// ctx's end cut the stream; once that is over, a stream still in use must lose
-			// the deadline it left.
-			<-cut
-			_ = st.SetWriteDeadline(time.Time{})
-		}
-	}()
+	var cut writeCutter
+	defer cut.disarm(st)
 	for _, b := range [2][]byte{batch, large} {
 		for len(b) > 0 {
 			n := min(len(b), writeChunk)
@@ -238,13 +230,7 @@ func (s *sender) write(ctx context.Context, batch, large []byte) error {
 					continue
 				}
 			}
-			if stop == nil && ctx.Done() != nil {
-				cut = make(chan struct{})
-				stop = context.AfterFunc(ctx, func() {
-					_ = st.SetWriteDeadline(time.Unix(1, 0))
-					close(cut)
-				})
-			}
+			cut.arm(ctx, st)
 			// Set before checking ctx: a cut that comes later is not overwritten.
 			_ = st.SetWriteDeadline(time.Now().Add(timeout))
 			if err := ctx.Err(); err != nil {
@@ -257,6 +243,34 @@ func (s *sender) write(ctx context.Context, batch, large []byte) error {
 		}
 	}
 	return nil
+}
+
+// writeCutter cuts a waiting write when its ctx ends, with a past write deadline.
+type writeCutter struct {
+	stop func() bool
+	done chan struct{} // closed once the cut was made
+}
+
+// arm registers the cut with ctx, once per write call.
+func (c *writeCutter) arm(ctx context.Context, st session.SendStream) {
+	if c.stop != nil || ctx.Done() == nil {
+		return
+	}
+	done := make(chan struct{})
+	c.done = done
+	c.stop = context.AfterFunc(ctx, func() {
+		_ = st.SetWriteDeadline(time.Unix(1, 0))
+		close(done)
+	})
+}
+
+// disarm unregisters the cut; if it was made, it waits for it and clears the deadline it
+// left, for a stream still in use.
+func (c *writeCutter) disarm(st session.SendStream) {
+	if c.stop != nil && !c.stop() {
+		<-c.done
+		_ = st.SetWriteDeadline(time.Time{})
+	}
 }
 
 // open opens the sender's stream, unless the pool closed.
