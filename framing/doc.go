@@ -27,6 +27,9 @@
 // a few large reads, and returns each message in a freshly allocated slice
 // that the caller owns.
 //
+// [Reader.ReadByte] reads a single byte between messages, for a stream that
+// starts with a header of its own (peerwire's stream type) in front of them.
+//
 // [AppendMessage] frames a single message into a byte slice, for callers that
 // manage their own buffers.
 //

@@ -20,6 +20,12 @@ const (
 	// MaxMessageSizeLimit is the largest message the format can carry: the
 	// largest value of the 32-bit length prefix.
 	MaxMessageSizeLimit = 1<<32 - 1 // 4 GiB − 1
+
+	// DirectWriteSize is the payload size from which a writer hands the caller's slice to
+	// the destination as it is instead of copying it into its buffer: beyond it the copy
+	// costs more than the extra write. [Writer.WriteMessage] and the stream pool's
+	// combiner both use it.
+	DirectWriteSize = 64 << 10
 )
 
 // ErrTooLarge is matched by every [*TooLargeError], so that callers can test

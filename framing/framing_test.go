@@ -442,12 +442,12 @@ func TestWriteMessageLargeDoesNotCopyPayload(t *testing.T) {
 	dst := &countingWriter{}
 	w := NewWriter(dst, 0)
 	require.NoError(t, w.Queue([]byte("small")))
-	msg := pattern(directWriteThreshold)
+	msg := pattern(DirectWriteSize)
 	require.NoError(t, w.WriteMessage(msg))
 
 	require.Len(t, dst.writes, 2)
 	require.Same(t, &msg[0], &dst.writes[1][0], "payload must be written from the caller's slice")
-	require.Less(t, cap(w.buf), directWriteThreshold, "payload must not be copied into the buffer")
+	require.Less(t, cap(w.buf), DirectWriteSize, "payload must not be copied into the buffer")
 	require.Zero(t, w.Buffered())
 	require.Nil(t, w.pair[1], "the caller's payload must not stay reachable")
 
@@ -500,7 +500,7 @@ func TestWriterErrorIsSticky(t *testing.T) {
 	require.Zero(t, w.Buffered())
 	require.Equal(t, boom, w.Queue([]byte("b")))
 	require.Equal(t, boom, w.Flush())
-	require.Equal(t, boom, w.WriteMessage(pattern(directWriteThreshold)))
+	require.Equal(t, boom, w.WriteMessage(pattern(DirectWriteSize)))
 	require.Equal(t, 1, dst.calls)
 
 	var fresh bytes.Buffer
@@ -514,7 +514,7 @@ func TestWriterShortWrite(t *testing.T) {
 	require.Equal(t, io.ErrShortWrite, w.WriteMessage([]byte("abcdef")))
 
 	w = NewWriter(&errWriter{short: true}, 0)
-	require.Equal(t, io.ErrShortWrite, w.WriteMessage(pattern(directWriteThreshold)))
+	require.Equal(t, io.ErrShortWrite, w.WriteMessage(pattern(DirectWriteSize)))
 }
 
 func TestWriterResetDropsQueued(t *testing.T) {
@@ -550,7 +550,7 @@ func TestWriterSteadyStateDoesNotAllocate(t *testing.T) {
 	})
 	require.Zero(t, allocs)
 
-	large := pattern(directWriteThreshold)
+	large := pattern(DirectWriteSize)
 	allocs = testing.AllocsPerRun(100, func() {
 		if err := w.WriteMessage(large); err != nil {
 			t.Fatal(err)
@@ -586,4 +586,22 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 		r.off = (r.off + c) % len(r.data)
 	}
 	return n, nil
+}
+
+// ReadByte reads a header byte in front of the messages through the Reader's buffer: one
+// read of the source serves both, and the messages follow intact.
+func TestReaderReadByteBeforeMessages(t *testing.T) {
+	stream := append([]byte{0x00}, encode(t, []byte("hi"), []byte("abc"))...)
+	r := NewReader(bytes.NewReader(stream), 0)
+	b, err := r.ReadByte()
+	require.NoError(t, err)
+	require.Equal(t, byte(0x00), b)
+	require.Equal(t, len(stream)-1, r.Buffered(), "the byte came with the messages, in one read")
+	for _, want := range []string{"hi", "abc"} {
+		m, err := r.ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, want, string(m))
+	}
+	_, err = r.ReadByte()
+	require.ErrorIs(t, err, io.EOF)
 }

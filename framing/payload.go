@@ -59,7 +59,7 @@ func (p *payload) done() []byte {
 }
 
 // release returns a staging buffer to its pool and forgets the message, for a message
-// abandoned on an error or handed over.
+// abandoned on an error.
 func (p *payload) release() {
 	if p.stage != nil {
 		putStage(p.stage)
@@ -69,8 +69,8 @@ func (p *payload) release() {
 
 // Staging buffers come in the sizes the growth produces from initialPayloadAlloc: 64 KiB,
 // 256 KiB, 1 MiB and 4 MiB, enough to stage any message up to the default limit (16 MiB).
-// Other sizes (a larger first chunk handed to a Decoder, or steps toward a message above
-// 16 MiB) are allocated and left to the garbage collector.
+// Other sizes (steps toward a message above 16 MiB) are allocated and left to the garbage
+// collector.
 const stageClasses = 4
 
 var stagePools [stageClasses]sync.Pool

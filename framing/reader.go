@@ -123,6 +123,33 @@ func (r *Reader) ReadMessageTransfer() (msg []byte, transfer time.Duration, err 
 	return msg, time.Since(at), nil
 }
 
+// ReadByte returns the stream's next byte, between two messages: a caller whose stream starts
+// with a header of its own (peerwire's stream type) reads it through the Reader's buffer, and
+// the messages after it. It returns io.EOF when the stream ended there. Like ReadMessage, it
+// makes a source error other than a deadline sticky.
+func (r *Reader) ReadByte() (byte, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.inPayload {
+		return 0, errInMessage
+	}
+	if err := r.ensure(1); err != nil {
+		if isDeadline(err) {
+			r.srcErr = nil
+		} else {
+			r.err = err
+		}
+		return 0, err
+	}
+	b := r.buf[r.r]
+	r.r++
+	return b, nil
+}
+
+// errInMessage reports a ReadByte while a message, cut off by a deadline, is still unread.
+var errInMessage = errors.New("framing: ReadByte in the middle of a message")
+
 func (r *Reader) readMessage(timed bool) ([]byte, time.Time, error) {
 	if r.err != nil {
 		return nil, time.Time{}, r.err

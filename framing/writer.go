@@ -16,11 +16,6 @@ const (
 	// long queue, is released so it does not pin memory for the stream's
 	// lifetime.
 	maxRetainedWriteBuffer = 1 << 20
-
-	// directWriteThreshold is the payload size from which WriteMessage writes
-	// the payload from the caller's slice instead of copying it into the
-	// buffer: beyond it the copy costs more than the extra write.
-	directWriteThreshold = 64 << 10
 )
 
 // Writer frames messages onto an [io.Writer], coalescing queued messages into
@@ -103,7 +98,7 @@ func (w *Writer) Flush() error {
 // A message longer than the limit is refused with a [*TooLargeError] and
 // nothing is written, not even previously queued messages.
 func (w *Writer) WriteMessage(msg []byte) error {
-	if len(msg) < directWriteThreshold {
+	if len(msg) < DirectWriteSize {
 		if err := w.Queue(msg); err != nil {
 			return err
 		}

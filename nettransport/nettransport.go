@@ -3,12 +3,17 @@
 //
 // A Transport listens and dials. Each side presents a Credential (its certificate and the
 // trust policy that decides which peers it accepts). Dial and IncomingRequest.Accept return a
-// Connection only once both sides have accepted each other's certificate; a refusal is a
+// Connection only once both sides have accepted each other: the listener's
+// IncomingRequest.Accept sends peerwire's ACCEPTED signal on the new connection, and Dial
+// returns when it arrives (within Config.StreamTimeout; a listener that never sends it, such
+// as one that does not speak peerwire, makes Dial fail with a *TimeoutError). A refusal is a
 // typed error from Dial or Accept itself (*certs.RejectError when we refused the peer,
-// *certs.RejectedByPeerError when the peer refused us), never a surprise on the first Send.
+// *certs.RejectedByPeerError when the peer refused us, ErrRejected when the listener's
+// application did), never a surprise on the first Send. docs/wire.md describes what peerwire
+// adds on the wire.
 //
 // A Connection sends and receives whole messages (Send, Recv) over pooled unidirectional
-// streams (package streampool); messages sent by one goroutine arrive in order.
+// streams; messages sent by one goroutine arrive in order.
 //
 // # Addresses
 //
@@ -31,6 +36,14 @@
 // unwraps to net.ErrClosed), *TimeoutError (a net.Error with Timeout() true),
 // *TooLargeError, *PeerRefusedError, *StreamResetError, *ALPNError, *AddrError, and the
 // certificate errors of package certs. See docs/errors.md.
+//
+// # Coming from the Rust transport
+//
+// peerwire implements the Rust transport's API in Go. Its traits NetTransport, NetListener,
+// NetIncomingRequest and NetConnection are Transport, Listener, IncomingRequest and
+// Connection here; its credential (private key, certificate chain, trusted certificate
+// hashes, trusted public keys) is a Credential; watch_close is Connection.Done; its
+// STREAM_OP_TIMEOUT is Config.StreamTimeout.
 package nettransport
 
 import (
@@ -46,12 +59,11 @@ import (
 	"github.com/peerwire/peerwire/framing"
 	"github.com/peerwire/peerwire/identity"
 	"github.com/peerwire/peerwire/internal/session"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 // Credential is what one side presents and trusts: its certificate (with identity key) and
-// the policy deciding which peers it accepts. It is the original's credential (private key,
-// certificate chain, trusted certificate hashes, trusted public keys).
+// the policy deciding which peers it accepts.
 type Credential struct {
 	Certificate *certs.Credential
 	Trust       certs.TrustPolicy
@@ -64,7 +76,8 @@ type Transport interface {
 	// of preference) and pass cred's trust policy.
 	Listen(addr ma.Multiaddr, alpn []string, cred *Credential) (Listener, error)
 	// Dial connects to addr offering alpn (in order of preference) and returns once both
-	// sides accepted each other's certificate.
+	// sides accepted each other: our trust policy accepted the listener's certificate and
+	// the listener's application accepted the connection (its ACCEPTED signal arrived).
 	Dial(ctx context.Context, addr ma.Multiaddr, alpn []string, cred *Credential) (Connection, error)
 	// Close closes every listener and connection of this transport.
 	Close() error
@@ -84,8 +97,9 @@ type Listener interface {
 type IncomingRequest interface {
 	// RemoteAddr is where the attempt comes from.
 	RemoteAddr() net.Addr
-	// Accept completes when the handshake does and returns the connection, or the reason it
-	// failed (for example *certs.RejectError naming the refused certificate).
+	// Accept completes when the handshake does, tells the dialer that the connection is
+	// accepted (the ACCEPTED signal, which its Dial waits for) and returns the connection, or
+	// the reason it failed (for example *certs.RejectError naming the refused certificate).
 	Accept(ctx context.Context) (Connection, error)
 	// Reject refuses the attempt.
 	Reject() error
@@ -126,8 +140,7 @@ type Connection interface {
 	// CloseWithError closes the connection at once with an application code and a reason
 	// the peer receives. Messages still in flight are discarded.
 	CloseWithError(code ApplicationErrorCode, reason string) error
-	// Done is closed when the connection is shut down, by either side (the original's
-	// watch_close).
+	// Done is closed when the connection is shut down, by either side.
 	Done() <-chan struct{}
 	// Err is nil while the connection is open and then the *CloseError saying who closed it
 	// and why.
@@ -135,14 +148,6 @@ type Connection interface {
 	// Context is cancelled when the connection closes, with Err as its cause.
 	Context() context.Context
 }
-
-// The names of the original's traits, for readers coming from it.
-type (
-	NetTransport       = Transport
-	NetListener        = Listener
-	NetIncomingRequest = IncomingRequest
-	NetConnection      = Connection
-)
 
 // Error and code types, defined by the layers below and re-exported here.
 type (
@@ -181,7 +186,8 @@ const (
 	ClosedByNetwork        = session.ClosedByNetwork
 )
 
-// ErrRejected: the accepting application refused the connection (IncomingRequest.Reject).
+// ErrRejected: the accepting application refused the connection (IncomingRequest.Reject):
+// returned by the dialer's Dial, matched with errors.Is.
 var ErrRejected = session.ErrRejected
 
 // ErrTransportClosed is returned by a Transport's methods after Close.

@@ -17,18 +17,18 @@ import (
 	"github.com/peerwire/peerwire/internal/qmux"
 	"github.com/peerwire/peerwire/internal/quicsession"
 	"github.com/peerwire/peerwire/internal/session"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 // Config tunes a Transport. The zero value of each field means its documented default; a
 // Config must not be modified after New.
 type Config struct {
 	// StreamTimeout bounds opening a send stream (waiting for the peer's stream credit), each
-	// write, and a dialer's wait for the listener to accept its certificate. Zero means 12 s.
+	// write (as a stall: the stream takes no data for this long), and Dial's wait for the
+	// listener's ACCEPTED signal. Zero means 12 s.
 	StreamTimeout time.Duration
-	// MaxMessageSize is the largest message sent or accepted. Zero means 16 MiB; larger values
-	// are capped at 4 GiB − 3 (streampool.MaxMessageSize: the two lengths above it mark the
-	// graceful close on the wire).
+	// MaxMessageSize is the largest message sent or accepted. Zero means 16 MiB; the most is
+	// 4 GiB − 1, the largest the 4-byte length prefix carries.
 	MaxMessageSize uint32
 	// SendStreams is how many streams carry a connection's outgoing messages. Zero means 1,
 	// which keeps every message of a connection in order; more allow concurrent senders to
@@ -46,7 +46,8 @@ type Config struct {
 	// is never idle. Zero means 10 s; negative disables keep-alives.
 	KeepAlivePeriod time.Duration
 	// MaxIncomingUniStreams is how many concurrent send streams a peer may open towards us.
-	// Zero means 1024; negative means none (the peer cannot send us messages).
+	// Zero means 1024; negative means none: the peer cannot send us messages, and, as the
+	// listener's ACCEPTED comes on a stream of its own, a Dial from us cannot complete.
 	MaxIncomingUniStreams int64
 	// Logger receives connection lifecycle events at debug level. Nil means slog.Default().
 	Logger *slog.Logger
@@ -164,11 +165,71 @@ func (t *transport) Dial(ctx context.Context, addr ma.Multiaddr, alpn []string, 
 	if err != nil {
 		return nil, err
 	}
-	return t.adopt(sc, core, cred.Certificate.Hash())
+	// The pool starts now: messages the listener sends right after ACCEPTED wait in its
+	// receive queue, whichever arrives first.
+	c, err := t.adopt(sc, core, cred.Certificate.Hash())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.awaitAccepted(ctx, cfg.AcceptWait()); err != nil {
+		return nil, err
+	}
+	t.log.Debug("peerwire: accepted by the listener", "remote", c.state.RemoteAddr)
+	return c, nil
+}
+
+// awaitAccepted waits for the listener's ACCEPTED, for at most timeout. Without it the
+// connection is closed and the error says why: the listener refused us (its certificate check
+// or its application), ctx ended, the connection closed, or nothing came in time.
+func (c *connection) awaitAccepted(ctx context.Context, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case <-c.pool.Accepted():
+		return nil
+	case <-c.sc.Context().Done():
+		select {
+		case <-c.pool.Accepted():
+			// Accepted, then closed: the connection is returned, and Recv still hands out
+			// what the listener sent before closing.
+			return nil
+		default:
+		}
+		err = refusal(context.Cause(c.sc.Context()))
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-timer.C:
+		err = &TimeoutError{Op: opAwaitAccepted, After: timeout}
+	}
+	_ = c.CloseWithError(CodeNoError, "not accepted")
+	return err
+}
+
+// opAwaitAccepted is the TimeoutError.Op of a Dial whose listener never sent ACCEPTED.
+const opAwaitAccepted = "dial: waiting for the listener to accept the connection " +
+	"(a peerwire listener sends ACCEPTED once its application accepts; is it one?)"
+
+// refusal turns the cause of a connection closed during Dial into the dial's error: the
+// listener's refusal of our certificate (*certs.RejectedByPeerError) or by its application
+// (ErrRejected, which a close with CodeRejected also means), else the close itself.
+func refusal(cause error) error {
+	var byPeer *certs.RejectedByPeerError
+	if errors.As(cause, &byPeer) {
+		return byPeer
+	}
+	if errors.Is(cause, session.ErrRejected) {
+		return cause
+	}
+	var ce *session.CloseError
+	if errors.As(cause, &ce) && ce.Remote && ce.Kind == session.ClosedByApplication && ce.Code == uint64(session.CodeRejected) {
+		return fmt.Errorf("%w (%w)", session.ErrRejected, ce)
+	}
+	return cause
 }
 
 // adopt wraps an established session in a Connection owned by the transport.
-func (t *transport) adopt(sc session.Conn, core Core, local identity.CertHash) (Connection, error) {
+func (t *transport) adopt(sc session.Conn, core Core, local identity.CertHash) (*connection, error) {
 	c := &connection{sc: sc, core: core, local: local, state: sc.State(), timeout: t.cfg.streamTimeout()}
 	// The pool exists before the connection is registered: Close, running concurrently on
 	// another goroutine, closes every registered connection and its pool.
@@ -262,7 +323,16 @@ func (i *incoming) Accept(ctx context.Context) (Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return i.l.t.adopt(sc, i.l.core, i.l.cred.Hash())
+	c, err := i.l.t.adopt(sc, i.l.core, i.l.cred.Hash())
+	if err != nil {
+		return nil, err
+	}
+	// ACCEPTED goes out before Accept returns, so before any message the application sends.
+	if err := c.pool.SendAccepted(ctx); err != nil {
+		_ = c.CloseWithError(CodeNoError, "could not send ACCEPTED")
+		return nil, fmt.Errorf("peerwire: accept: sending ACCEPTED to the dialer: %w", err)
+	}
+	return c, nil
 }
 
 func (i *incoming) Reject() error { return i.in.Reject() }

@@ -20,7 +20,7 @@ import (
 	"github.com/peerwire/peerwire/nettransport"
 )
 
-// The original's ALPN test: the server's preference order decides among the protocols both
+// The Rust transport's ALPN test: the server's preference order decides among the protocols both
 // sides support.
 func TestALPNNegotiation(t *testing.T) {
 	forEachCore(t, func(t *testing.T, listen ma.Multiaddr) {

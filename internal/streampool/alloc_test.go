@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/peerwire/peerwire/internal/sessiontest"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 // A steady-state Send of a small message does not allocate (but for a rare refill of a
@@ -55,7 +55,7 @@ func TestSendDoesNotAllocate(t *testing.T) {
 				}
 			}
 			const runs = 2000
-			perSend := allocsOnStack(t, "github.com/peerwire/peerwire/streampool.(*Pool).Send", runs, send)
+			perSend := allocsOnStack(t, "github.com/peerwire/peerwire/internal/streampool.(*Pool).Send", runs, send)
 			t.Logf("%s context: process-wide: %.0f allocations per Send (testing.AllocsPerRun)", c.name, testing.AllocsPerRun(runs, send))
 			t.Logf("%s context: on Send's call stack: %.3f allocations per Send", c.name, perSend)
 			// Not exactly zero: sync.Pool buffers (quic-go's stream frames) are refilled after

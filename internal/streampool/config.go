@@ -1,15 +1,17 @@
 // Package streampool carries length-framed messages over a session's unidirectional streams.
 //
 // Per connection, a Pool keeps one (or, by configuration, several) lazily opened send streams
-// and accepts every unidirectional stream the peer opens, reading each concurrently into one
-// bounded receive queue. Opening a stream (which waits for the peer's stream credit) and each
-// write are bounded by the stream timeout, 12 s by default. After any error on a send stream
-// the stream is reset and dropped; the next Send opens a fresh one.
+// and accepts every unidirectional stream the peer opens, with one goroutine per inbound
+// stream reading its messages (framing.Reader) into one bounded receive queue, from which
+// Recv takes them. Opening a stream (which waits for the peer's stream credit) is bounded by
+// the stream timeout, 12 s by default, and so is each write: a write fails when the stream
+// takes no data for that long.
 //
-// A send stream whose write failed (timed out, cancelled) is finished with a FIN rather than
-// reset, so messages written before still arrive and the cut message is discarded by the
-// receiver; messages sent afterwards go on a fresh stream and may overtake those still in
-// flight on the finished one.
+// A send stream whose write failed (timed out, cancelled) is dropped and finished with a FIN
+// rather than reset, so messages written before still arrive and the peer discards the
+// message the FIN cut short; the next Send opens a fresh stream, whose messages may overtake
+// those still in flight on the finished one. A stream the peer reset or stopped is simply
+// dropped. Only Close resets the pool's send streams (CodePoolClosed).
 //
 // Messages sent by one goroutine arrive in the order sent. Concurrent senders' small messages
 // queued behind a write in progress are coalesced into the next single stream write, with no
@@ -18,11 +20,16 @@
 // The receive queue is bounded: when the application does not call Recv, the readers stop
 // reading and QUIC/QMux flow control pushes back on the sender.
 //
-// Graceful close (Drain) on the wire: after finishing its send streams, the pool opens one
-// more stream carrying only the length value 0xFFFFFFFF (the drain request); the peer's pool
-// answers, on a stream of its own carrying only 0xFFFFFFFE, once it has read to its end every
-// stream that arrived before the request. Messages are therefore at most MaxMessageSize
-// (4 GiB − 3). A pool that never sent asks nothing.
+// # Wire format
+//
+// Every stream the pool opens starts with a stream type, a QUIC variable-length integer:
+// StreamMessages (0x00), followed by framed messages (package framing), or StreamControl
+// (0x01), followed by exactly one control code and the stream's end. The control codes are
+// ControlAccepted (the listener's application accepted the connection; sent by
+// nettransport), ControlDrainRequest and ControlDrainDone (Drain, the graceful close). A
+// stream of an unknown type or carrying an unknown control code is stopped with
+// CodeUnknownStream and ignored; a control stream carrying more than its code is stopped with
+// CodeBadControl. docs/wire.md describes the whole format.
 package streampool
 
 import (
@@ -34,34 +41,36 @@ import (
 
 // Defaults applied where a Config field is zero.
 const (
-	// DefaultTimeout bounds opening a send stream and each write (the original's
-	// STREAM_OP_TIMEOUT).
+	// DefaultTimeout bounds opening a send stream and each write.
 	DefaultTimeout = 12 * time.Second
 	// DefaultReceiveQueue is how many received messages wait for Recv before readers stop.
 	DefaultReceiveQueue = 128
 	// DefaultMaxBatch is how many framed bytes of small messages may wait behind a write in
 	// progress before further senders wait too.
 	DefaultMaxBatch = 1 << 20
-	// coalesceLimit: messages up to this size are copied into the shared batch; larger ones
-	// are written from the caller's buffer without copying.
-	coalesceLimit = 64 << 10
-	// writeChunk is the most handed to the stream per write call; the stall timeout applies
-	// to each chunk.
-	writeChunk = 256 << 10
 )
+
+// writeChunk is the most handed to the stream per write call: the stall timeout applies to
+// each chunk, so a large message that keeps moving is never cut off.
+const writeChunk = 256 << 10
 
 // Stream error codes the pool sends with STOP_SENDING / RESET_STREAM.
 const (
-	// CodeWriteFailed resets a send stream after a failed or timed-out write, so the peer
-	// discards the partial message.
+	// CodeWriteFailed resets a send stream that could not be finished with a FIN after a
+	// failed write (a stream that can is finished instead, see the package doc), and a
+	// control stream whose write failed.
 	CodeWriteFailed session.StreamErrorCode = 0x1
 	// CodeMessageTooLarge stops a peer's stream whose next message exceeds our maximum size.
 	CodeMessageTooLarge session.StreamErrorCode = 0x2
-	// CodePoolClosed stops the peer's streams when our pool closes.
+	// CodePoolClosed resets our send streams and stops the peer's streams when our pool
+	// closes, and stops a peer's stream that failed other than by its sender's reset.
 	CodePoolClosed session.StreamErrorCode = 0x3
-	// CodeMarkerRead stops a peer's stream that carried a graceful-close marker once the
-	// marker is read (nothing follows one).
-	CodeMarkerRead session.StreamErrorCode = 0x4
+	// CodeUnknownStream stops a peer's stream of a type we do not know, or a control stream
+	// carrying a code we do not know. The stream is ignored; the connection goes on.
+	CodeUnknownStream session.StreamErrorCode = 0x4
+	// CodeBadControl stops a peer's control stream that carries more than its one code byte.
+	// The stream is ignored; the connection goes on.
+	CodeBadControl session.StreamErrorCode = 0x5
 )
 
 // Config tunes a Pool. The zero value means the documented defaults; a Config must not be
@@ -72,8 +81,7 @@ type Config struct {
 	// a large message that keeps moving is never cut off. Zero means DefaultTimeout.
 	Timeout time.Duration
 	// MaxMessageSize is the largest message sent or accepted. Zero means
-	// framing.DefaultMaxMessageSize (16 MiB); larger values are capped at MaxMessageSize
-	// (4 GiB − 3).
+	// framing.DefaultMaxMessageSize (16 MiB); at most framing.MaxMessageSizeLimit (4 GiB − 1).
 	MaxMessageSize uint32
 	// SendStreams is how many send streams carry messages. Zero means 1: every message from
 	// one connection is ordered behind the previous one. More streams let concurrent senders
@@ -97,7 +105,7 @@ func (c *Config) timeout() time.Duration {
 
 func (c *Config) maxMessage() uint32 {
 	if c.MaxMessageSize > 0 {
-		return min(c.MaxMessageSize, MaxMessageSize)
+		return c.MaxMessageSize
 	}
 	return framing.DefaultMaxMessageSize
 }

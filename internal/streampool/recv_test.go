@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 
 	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/internal/sessiontest"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 // A message cut off because the peer's connection died is never delivered: Recv returns the
@@ -20,13 +21,15 @@ import (
 func TestRecvDropsMessageCutByConnectionClose(t *testing.T) {
 	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
 		p := sessiontest.Connect(t, f, nil, nil)
-		pool := newPool(t, p.Server, streampool.Config{})
+		counted := newReadCountingConn(p.Server)
+		pool := newPool(t, counted, streampool.Config{})
 		ctx := testCtx(t, 10*time.Second)
 
 		st, err := p.Client.OpenUniStream(ctx)
 		require.NoError(t, err)
 		// A whole message first proves the pool is reading this stream.
-		_, err = st.Write(frame([]byte("whole")))
+		start := msgStream(frame([]byte("whole")))
+		_, err = st.Write(start)
 		require.NoError(t, err)
 		m, err := pool.Recv(ctx)
 		require.NoError(t, err)
@@ -36,7 +39,7 @@ func TestRecvDropsMessageCutByConnectionClose(t *testing.T) {
 		partial = append(partial, make([]byte, 10)...)
 		_, err = st.Write(partial)
 		require.NoError(t, err)
-		time.Sleep(50 * time.Millisecond) // let the partial message reach the reader
+		counted.waitRead(t, ctx, len(start)+len(partial)) // the reader holds the partial message
 		require.NoError(t, p.Client.CloseWithError(0x9, "killed"))
 
 		for range 2 {
@@ -54,12 +57,14 @@ func TestRecvDropsMessageCutByConnectionClose(t *testing.T) {
 func TestRecvDropsMessageCutByStreamReset(t *testing.T) {
 	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
 		p := sessiontest.Connect(t, f, nil, nil)
-		pool := newPool(t, p.Server, streampool.Config{})
+		counted := newReadCountingConn(p.Server)
+		pool := newPool(t, counted, streampool.Config{})
 		ctx := testCtx(t, 10*time.Second)
 
 		st, err := p.Client.OpenUniStream(ctx)
 		require.NoError(t, err)
-		_, err = st.Write(frame([]byte("first")))
+		start := msgStream(frame([]byte("first")))
+		_, err = st.Write(start)
 		require.NoError(t, err)
 		m, err := pool.Recv(ctx)
 		require.NoError(t, err)
@@ -69,12 +74,12 @@ func TestRecvDropsMessageCutByStreamReset(t *testing.T) {
 		partial = append(partial, make([]byte, 10)...)
 		_, err = st.Write(partial)
 		require.NoError(t, err)
-		time.Sleep(50 * time.Millisecond)
+		counted.waitRead(t, ctx, len(start)+len(partial)) // the reader holds the partial message
 		st.CancelWrite(0x7)
 
 		st2, err := p.Client.OpenUniStream(ctx)
 		require.NoError(t, err)
-		_, err = st2.Write(frame([]byte("after")))
+		_, err = st2.Write(msgStream(frame([]byte("after"))))
 		require.NoError(t, err)
 		require.NoError(t, st2.Close())
 
@@ -114,25 +119,26 @@ func TestRecvTransferDuration(t *testing.T) {
 }
 
 // A receiver whose queue keeps filling up gets every message, whole and in order, whatever
-// the sizes: the reader that waits for room (and, on QMux, the hand-over from parsing on the
-// connection's goroutine to a reading goroutine) loses nothing and splits nothing.
+// the sizes: the reader that waits for room loses nothing and splits nothing.
 func TestRecvSlowReceiverGetsEveryMessageInOrder(t *testing.T) {
 	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
 		p := sessiontest.Connect(t, f, nil, nil)
 		sender := newPool(t, p.Client, streampool.Config{})
 		receiver := newPool(t, p.Server, streampool.Config{ReceiveQueue: 2})
 		ctx := testCtx(t, 20*time.Second)
-		sendRecvInOrder(t, ctx, sender, receiver, []int{9, 300, 5000, 70_000, 8, 17, 16 << 10, 100}, 400, 50, 20*time.Millisecond)
+		sendRecvInOrder(t, ctx, sender, receiver, []int{9, 300, 5000, 70_000, 8, 17, 16 << 10, 100}, 400, 50)
 	})
 }
 
 // sendRecvInOrder sends n messages of the sizes given (cycled) on one goroutine and receives
-// them on this one, checking each and their order, pausing before every pauseEvery-th so that
-// the receive queue fills.
-func sendRecvInOrder(t *testing.T, ctx context.Context, sender, receiver *streampool.Pool, sizes []int, n, pauseEvery int, pause time.Duration) {
+// them on this one, checking each and their order; before every pauseEvery-th it waits until
+// the receive queue is full (a reader waits for room) or every message was sent.
+func sendRecvInOrder(t *testing.T, ctx context.Context, sender, receiver *streampool.Pool, sizes []int, n, pauseEvery int) {
 	t.Helper()
 	errc := make(chan error, 1)
+	var sent atomic.Bool
 	go func() {
+		defer sent.Store(true)
 		for i := range n {
 			if err := sender.Send(ctx, payload(uint64(i), sizes[i%len(sizes)])); err != nil {
 				errc <- err
@@ -143,7 +149,7 @@ func sendRecvInOrder(t *testing.T, ctx context.Context, sender, receiver *stream
 	}()
 	for i := range n {
 		if i%pauseEvery == 0 {
-			time.Sleep(pause) // let the queue fill
+			eventually(t, func() bool { return receiver.ReadersWaiting() > 0 || sent.Load() }, "the receive queue fills")
 		}
 		require.Equal(t, uint64(i), recvSeq(t, ctx, receiver, sizes[i%len(sizes)]))
 	}
@@ -165,9 +171,10 @@ func TestRecvRefusesTooLargeBehindFullQueue(t *testing.T) {
 		b = binary.BigEndian.AppendUint32(b, 101)
 		st, err := p.Client.OpenUniStream(ctx)
 		require.NoError(t, err)
-		_, err = st.Write(b)
+		_, err = st.Write(msgStream(b))
 		require.NoError(t, err)
-		time.Sleep(100 * time.Millisecond) // all of it reaches the receiver, queue full
+		// The first message fills the queue; the reader holds the second.
+		eventually(t, func() bool { return receiver.ReadersWaiting() > 0 }, "the receive queue fills")
 		for i := range 3 {
 			require.Equal(t, uint64(i), recvSeq(t, ctx, receiver, 50))
 		}
@@ -175,8 +182,7 @@ func TestRecvRefusesTooLargeBehindFullQueue(t *testing.T) {
 	})
 }
 
-// Concurrent Recvs on either core get every message exactly once, whoever reads the streams
-// (on QMux, one Recv at a time reads the connection itself).
+// Concurrent Recvs on either core get every message exactly once.
 func TestConcurrentRecvsGetEveryMessage(t *testing.T) {
 	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
 		p := sessiontest.Connect(t, f, nil, nil)
@@ -215,9 +221,6 @@ func TestConcurrentRecvsGetEveryMessage(t *testing.T) {
 		}
 		for i := range n {
 			require.NoError(t, sender.Send(ctx, payload(uint64(i), 64)))
-			if i%100 == 0 {
-				time.Sleep(time.Millisecond) // the receivers catch up and wait (on QMux, reading themselves)
-			}
 		}
 		require.NoError(t, <-errs)
 		mu.Lock()
@@ -231,9 +234,7 @@ func TestConcurrentRecvsGetEveryMessage(t *testing.T) {
 	})
 }
 
-// Large messages, read into place on QMux (session.RoomPushHandler), arrive whole and in
-// order among small ones, also when the queue is full and the stream goes to a readLoop in
-// the middle of one.
+// Large messages arrive whole and in order among small ones, also when the queue is full.
 func TestRecvLargeMessagesInOrder(t *testing.T) {
 	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
 		for _, queue := range []int{1, 64} {
@@ -242,7 +243,7 @@ func TestRecvLargeMessagesInOrder(t *testing.T) {
 				sender := newPool(t, p.Client, streampool.Config{})
 				receiver := newPool(t, p.Server, streampool.Config{ReceiveQueue: queue})
 				ctx := testCtx(t, 30*time.Second)
-				sendRecvInOrder(t, ctx, sender, receiver, []int{1 << 20, 9, 200_000, 16<<10 + 1, 40_000, 1 << 20}, 24, 8, 10*time.Millisecond)
+				sendRecvInOrder(t, ctx, sender, receiver, []int{1 << 20, 9, 200_000, 16<<10 + 1, 40_000, 1 << 20}, 24, 8)
 			})
 		}
 	})

@@ -2,7 +2,6 @@ package streampool_test
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"sync"
 	"testing"
@@ -12,17 +11,8 @@ import (
 
 	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/internal/sessiontest"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
-
-// The graceful close's markers on the wire: a stream whose 4-byte length field holds one of
-// these carries the marker only.
-const (
-	wireDrainRequest = 0xFFFFFFFF
-	wireDrainDone    = 0xFFFFFFFE
-)
-
-func marker(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
 // writeStream opens a raw stream on c and writes b to it, finishing it when fin.
 func writeStream(t *testing.T, ctx context.Context, c session.Conn, b []byte, fin bool) session.SendStream {
@@ -37,18 +27,19 @@ func writeStream(t *testing.T, ctx context.Context, c session.Conn, b []byte, fi
 	return st
 }
 
-// requireAnswer waits for the peer's next stream on c and checks it carries only the answer.
+// requireAnswer waits for the peer's next stream on c and checks it is a control stream
+// carrying only the answer.
 func requireAnswer(t *testing.T, ctx context.Context, c session.Conn) {
 	t.Helper()
 	answer, err := c.AcceptUniStream(ctx)
 	require.NoError(t, err)
 	got, err := io.ReadAll(answer)
 	require.NoError(t, err)
-	require.Equal(t, marker(wireDrainDone), got)
+	require.Equal(t, []byte{0x01, 0x03}, got, "a control stream with DRAIN_DONE")
 }
 
 // A pool answers a drain request only once every stream that arrived before it has been
-// read to its end, on a stream of its own carrying exactly the answer marker.
+// read to its end, on a control stream of its own carrying exactly the answer.
 func TestDrainRequestAnsweredAfterEarlierStreams(t *testing.T) {
 	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
 		p := sessiontest.Connect(t, f, nil, nil)
@@ -56,9 +47,9 @@ func TestDrainRequestAnsweredAfterEarlierStreams(t *testing.T) {
 		ctx := testCtx(t, 10*time.Second)
 
 		// An earlier stream with a message, left open.
-		early := writeStream(t, ctx, p.Client, frame(payload(1, 100)), false)
+		early := writeStream(t, ctx, p.Client, msgStream(frame(payload(1, 100))), false)
 		require.Equal(t, uint64(1), recvSeq(t, ctx, receiver, 100))
-		writeStream(t, ctx, p.Client, marker(wireDrainRequest), true)
+		writeStream(t, ctx, p.Client, []byte{0x01, 0x02}, true)
 
 		// No answer while the earlier stream is unfinished.
 		wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
@@ -82,8 +73,8 @@ func TestDrainRequestAnsweredAtOnce(t *testing.T) {
 		newPool(t, p.Server, streampool.Config{})
 		ctx := testCtx(t, 10*time.Second)
 
-		writeStream(t, ctx, p.Client, frame(payload(1, 100)), true)
-		writeStream(t, ctx, p.Client, marker(wireDrainRequest), true)
+		writeStream(t, ctx, p.Client, msgStream(frame(payload(1, 100))), true)
+		writeStream(t, ctx, p.Client, []byte{0x01, 0x02}, true)
 		requireAnswer(t, ctx, p.Client)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 	"github.com/peerwire/peerwire/framing"
 	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/internal/sessiontest"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 // After the peer stops the send stream, Sends fail with the peer's code, and the next Send
@@ -28,7 +29,7 @@ func TestSendAfterStreamResetOpensFreshStream(t *testing.T) {
 		require.NoError(t, pool.Send(ctx, payload(0, size)))
 		rs, err := p.Server.AcceptUniStream(ctx)
 		require.NoError(t, err)
-		msg, err := framing.NewReader(rs, 0).ReadMessage()
+		msg, err := messageReader(t, rs).ReadMessage()
 		require.NoError(t, err)
 		_, err = checkPayload(msg, size)
 		require.NoError(t, err)
@@ -52,7 +53,7 @@ func TestSendAfterStreamResetOpensFreshStream(t *testing.T) {
 		rs2, err := p.Server.AcceptUniStream(ctx)
 		require.NoError(t, err)
 		require.NotEqual(t, rs.StreamID(), rs2.StreamID())
-		msg, err = framing.NewReader(rs2, 0).ReadMessage()
+		msg, err = messageReader(t, rs2).ReadMessage()
 		require.NoError(t, err)
 		seq, err := checkPayload(msg, size)
 		require.NoError(t, err)
@@ -466,5 +467,28 @@ func TestSendNotFailedByAnotherSendersContext(t *testing.T) {
 			cancelA()
 			require.NoError(t, pool.Close())
 		}
+	})
+}
+
+// Every stream the pool opens for messages starts with the stream type, in the same write
+// as the first message: a raw reader sees 0x00, then the frames.
+func TestSendStreamStartsWithType(t *testing.T) {
+	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
+		p := sessiontest.Connect(t, f, nil, nil)
+		cc := &countingConn{Conn: p.Client}
+		sender := newPool(t, cc, streampool.Config{})
+		ctx := testCtx(t, 10*time.Second)
+
+		require.NoError(t, sender.Send(ctx, []byte("hi")))
+		require.NoError(t, sender.Send(ctx, []byte("abc")))
+		require.Equal(t, int64(2), cc.writes.Load(), "one write per message, none for the type")
+
+		rs, err := p.Server.AcceptUniStream(ctx)
+		require.NoError(t, err)
+		want := []byte{0x00, 0, 0, 0, 2, 'h', 'i', 0, 0, 0, 3, 'a', 'b', 'c'}
+		got := make([]byte, len(want))
+		_, err = io.ReadFull(rs, got)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
 	})
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/peerwire/peerwire/internal/sessiontest"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 // benchPair is a sending pool (with its writes counted) and a receiving pool drained by a

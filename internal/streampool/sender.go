@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -18,15 +19,19 @@ import (
 // progress it becomes the flusher and writes the whole batch in one stream write, else it
 // waits for the flusher to finish, after which one of the waiters writes the next batch.
 // Under contention many small messages go out in one write; alone, a Send writes directly.
-// There is no goroutine or allocation per message.
+// There is no goroutine or allocation per message. Messages of framing.DirectWriteSize or
+// more are not copied: their Send waits for its turn and writes the pending batch and its
+// message itself.
 type sender struct {
 	p *Pool
 
-	mu        sync.Mutex
-	cond      sync.Cond
-	pending   []byte // framed small messages waiting for the next write
+	mu   sync.Mutex
+	cond sync.Cond
+	// batch is the next write: batch[0] is the stream type, sent only as a fresh stream's
+	// first byte (in the same write as its first messages); framed messages follow.
+	batch     []byte
 	spare     []byte // the previous batch's buffer, reused
-	nextID    uint64 // ID of the batch pending will become
+	nextID    uint64 // ID of the batch the pending one will become
 	doneID    uint64 // every batch with an ID < doneID has been written (or failed)
 	waiters   int    // Sends waiting in the pending batch
 	abandoned int    // Sends of the batch being written that stopped waiting (ctx ended)
@@ -37,29 +42,7 @@ type sender struct {
 
 	// stream is used by the flusher only, but changed under mu so that close can reset it.
 	stream session.SendStream
-	// Owned by the flusher.
-	segs [3][]byte
-	hdr  [framing.HeaderSize]byte
-
-	// stall cuts a write that takes no data for the timeout. It is one timer for the
-	// sender's life, ticking every timeout/stallTicks only while a write is in progress: a
-	// write still in progress at stallTicks+1 consecutive ticks has waited at least the
-	// timeout and is cut. Writes themselves neither read the clock nor touch the timer (a
-	// stream that waits for flow control under a deadline would start a timer of its own,
-	// allocating, on every wait).
-	stall       *time.Timer
-	stallMu     sync.Mutex
-	ticking     bool               // the stall timer is running
-	armed       session.SendStream // the stream being written, nil between writes
-	armedSeq    uint64             // counts writes: tells one long write from several short ones
-	seenSeq     uint64             // the write seen in progress at the last tick
-	seenTicks   int                // consecutive ticks that saw it
-	stalled     bool               // stall cut the write in progress
-	deadlineSet bool               // a cut left a past write deadline on the stream
 }
-
-// stallTicks is how many ticks make up the stall timeout.
-const stallTicks = 4
 
 type failure struct {
 	err     error
@@ -67,17 +50,20 @@ type failure struct {
 }
 
 func newSender(p *Pool) *sender {
-	s := &sender{p: p}
+	s := &sender{p: p, batch: []byte{byte(StreamMessages)}}
 	s.cond.L = &s.mu
 	return s
 }
 
+// pending returns how many bytes of framed messages wait in the batch.
+func (s *sender) pending() int { return len(s.batch) - 1 }
+
 func (s *sender) send(ctx context.Context, msg []byte) error {
-	if len(msg) > coalesceLimit {
+	if len(msg) >= framing.DirectWriteSize {
 		return s.sendLarge(ctx, msg)
 	}
 	s.mu.Lock()
-	for len(s.pending) > 0 && len(s.pending)+framing.HeaderSize+len(msg) > s.p.cfg.maxBatch() {
+	for s.pending() > 0 && s.pending()+framing.HeaderSize+len(msg) > s.p.cfg.maxBatch() {
 		if err := s.wait(ctx); err != nil {
 			s.mu.Unlock()
 			return err
@@ -88,7 +74,7 @@ func (s *sender) send(ctx context.Context, msg []byte) error {
 		return s.closed
 	}
 	var err error
-	if s.pending, err = framing.AppendMessage(s.pending, msg, s.p.cfg.maxMessage()); err != nil {
+	if s.batch, err = framing.AppendMessage(s.batch, msg, s.p.cfg.maxMessage()); err != nil {
 		s.mu.Unlock()
 		return err
 	}
@@ -145,8 +131,11 @@ func (s *sender) flush(ctx context.Context, large []byte) error {
 	s.flushing = true
 	id := s.nextID
 	s.nextID++
-	batch := s.pending
-	s.pending = s.spare[:0]
+	batch := s.batch
+	if large != nil {
+		batch = binary.BigEndian.AppendUint32(batch, uint32(len(large)))
+	}
+	s.batch = append(s.spare[:0], byte(StreamMessages))
 	others := s.waiters
 	s.waiters = 0
 	s.mu.Unlock()
@@ -162,7 +151,7 @@ func (s *sender) flush(ctx context.Context, large []byte) error {
 	s.mu.Lock()
 	others -= s.abandoned
 	s.abandoned = 0
-	if cap(batch) <= s.p.cfg.maxBatch()*2 {
+	if cap(batch) <= 2*s.p.cfg.maxBatch() {
 		s.spare = batch[:0]
 	} else {
 		s.spare = nil
@@ -208,85 +197,47 @@ func (s *sender) wait(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// write puts one batch on the stream, opening the stream first if needed. Only the flusher
-// calls it.
+// write puts one batch (batch[0] being the stream type), then large, on the stream, opening
+// the stream first if needed. Only the flusher calls it.
 func (s *sender) write(ctx context.Context, batch, large []byte) error {
-	if s.stream == nil {
-		if s.isStopped() {
-			return errPoolClosed
-		}
-		st, err := s.open(ctx)
-		if err != nil {
+	st := s.stream
+	if st == nil {
+		var err error
+		if st, err = s.open(ctx); err != nil {
 			return err
 		}
-		s.mu.Lock()
-		stopped := s.stopped
-		if !stopped {
-			s.stream = st
-		}
-		s.mu.Unlock()
-		if stopped {
-			st.CancelWrite(CodePoolClosed)
-			return errPoolClosed
-		}
+	} else {
+		batch = batch[1:] // the stream type went with the stream's first write
 	}
-	timeout := s.p.cfg.timeout()
-	st := s.stream
-	if s.stall == nil {
-		s.stall = time.AfterFunc(timeout, s.cutStalled)
-		s.stall.Stop()
-	}
-	// A write that waits is cut when ctx ends. Registering for that costs an allocation and a
-	// lock on ctx, shared with every other caller using it, so it is done only before a write
-	// that may wait: a stream that can tell (session.TryWriter) takes what it has room for at
-	// once, as most writes are.
+	// A write that can wait is bounded by the stall timeout (a write deadline) and cut when
+	// ctx ends. Both cost a timer and registering with ctx, so they are set up only before a
+	// write that waits: a stream that can tell (session.TryWriter) takes what it has room for
+	// at once, as most writes are.
 	tw, _ := st.(session.TryWriter)
-	var stop func() bool
-	defer func() {
-		if stop != nil {
-			stop()
-		}
-	}()
-	segs := s.segs[:0]
-	if len(batch) > 0 {
-		segs = append(segs, batch)
-	}
-	if large != nil {
-		binary.BigEndian.PutUint32(s.hdr[:], uint32(len(large)))
-		segs = append(segs, s.hdr[:], large)
-	}
-	// The timeout is a stall timeout: each chunk must be taken by the stream within it, so a
-	// big message on a slow path is not cut off while it makes progress.
-	for _, b := range segs {
+	timeout := s.p.cfg.timeout()
+	var cut writeCutter
+	defer cut.disarm(st)
+	for _, b := range [2][]byte{batch, large} {
 		for len(b) > 0 {
 			n := min(len(b), writeChunk)
-			if tw != nil && ctx.Err() == nil {
+			if tw != nil {
 				ok, err := tw.TryWrite(b[:n])
 				if err != nil {
-					if s.abandon(st, err) {
-						return errPoolClosed
-					}
-					return s.writeError(ctx, err, false, timeout)
+					return s.writeFailed(ctx, st, err, timeout)
 				}
 				if ok {
 					b = b[n:]
 					continue
 				}
 			}
-			if stop == nil && ctx.Done() != nil {
-				stop = context.AfterFunc(ctx, func() { s.cut(st) })
+			cut.arm(ctx, st)
+			// Set before checking ctx: a cut that comes later is not overwritten.
+			_ = st.SetWriteDeadline(time.Now().Add(timeout))
+			if err := ctx.Err(); err != nil {
+				return s.writeFailed(ctx, st, err, timeout)
 			}
-			s.arm(st, timeout)
-			if ctx.Err() != nil {
-				s.cut(st)
-			}
-			_, err := st.Write(b[:n])
-			stalled := s.disarm()
-			if err != nil {
-				if s.abandon(st, err) {
-					return errPoolClosed
-				}
-				return s.writeError(ctx, err, stalled, timeout)
+			if _, err := st.Write(b[:n]); err != nil {
+				return s.writeFailed(ctx, st, err, timeout)
 			}
 			b = b[n:]
 		}
@@ -294,11 +245,87 @@ func (s *sender) write(ctx context.Context, batch, large []byte) error {
 	return nil
 }
 
+// writeCutter cuts a waiting write when its ctx ends, with a past write deadline.
+type writeCutter struct {
+	stop func() bool
+	done chan struct{} // closed once the cut was made
+}
+
+// arm registers the cut with ctx, once per write call.
+func (c *writeCutter) arm(ctx context.Context, st session.SendStream) {
+	if c.stop != nil || ctx.Done() == nil {
+		return
+	}
+	done := make(chan struct{})
+	c.done = done
+	c.stop = context.AfterFunc(ctx, func() {
+		_ = st.SetWriteDeadline(time.Unix(1, 0))
+		close(done)
+	})
+}
+
+// disarm unregisters the cut; if it was made, it waits for it and clears the deadline it
+// left, for a stream still in use.
+func (c *writeCutter) disarm(st session.SendStream) {
+	if c.stop != nil && !c.stop() {
+		<-c.done
+		_ = st.SetWriteDeadline(time.Time{})
+	}
+}
+
+// open opens the sender's stream, unless the pool closed.
+func (s *sender) open(ctx context.Context) (session.SendStream, error) {
+	if s.isStopped() {
+		return nil, errPoolClosed
+	}
+	st, err := s.p.openStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.p.opened.Store(true)
+	s.mu.Lock()
+	stopped := s.stopped
+	if !stopped {
+		s.stream = st
+	}
+	s.mu.Unlock()
+	if stopped {
+		st.CancelWrite(CodePoolClosed)
+		return nil, errPoolClosed
+	}
+	return st, nil
+}
+
+func (s *sender) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
+}
+
+// writeFailed drops the stream after a failed write and returns the error for Send.
+func (s *sender) writeFailed(ctx context.Context, st session.SendStream, err error, timeout time.Duration) error {
+	if s.abandon(st, err) {
+		return errPoolClosed
+	}
+	var re *session.StreamResetError
+	switch {
+	case errors.As(err, &re) && re.Remote && re.Code == CodeMessageTooLarge:
+		return &PeerRefusedError{StreamID: re.StreamID}
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &session.TimeoutError{Op: "write", After: timeout}
+	}
+	return err
+}
+
 // abandon drops the stream after a failed write; the next Send opens a fresh one. A stream
-// that is still alive (the write timed out or was cancelled) is finished gracefully rather
-// than reset: messages written before are still delivered, and the peer discards the
-// message cut short by the FIN (its reader sees an unexpected end), so nothing partial and
-// nothing already sent is lost. It reports whether the pool closed, which reset the stream.
+// that is still alive (the write timed out or was cancelled) is finished with a FIN rather
+// than reset: messages written before are still delivered, and the peer discards the message
+// cut short by the FIN (its reader sees an unexpected end), so nothing partial and nothing
+// already sent is lost. Only if the FIN cannot be sent is the stream reset, with
+// CodeWriteFailed. A stream the peer reset or stopped, or whose connection closed, is just
+// dropped. abandon reports whether the pool closed, which reset the stream already.
 func (s *sender) abandon(st session.SendStream, err error) (stopped bool) {
 	s.mu.Lock()
 	s.stream = nil
@@ -317,20 +344,6 @@ func (s *sender) abandon(st session.SendStream, err error) (stopped bool) {
 		st.CancelWrite(CodeWriteFailed)
 	}
 	return false
-}
-
-func (s *sender) isStopped() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stopped
-}
-
-func (s *sender) open(ctx context.Context) (session.SendStream, error) {
-	st, err := s.p.openStream(ctx)
-	if err == nil {
-		s.p.opened.Store(true)
-	}
-	return st, err
 }
 
 // openStream opens a send stream within ctx and the stream timeout. Pool.Close (or the
@@ -360,76 +373,6 @@ func (p *Pool) openStream(ctx context.Context) (session.SendStream, error) {
 	return st, nil
 }
 
-// arm marks the start of one write on st for the stall timer, clearing any deadline a cut
-// left behind.
-func (s *sender) arm(st session.SendStream, timeout time.Duration) {
-	s.stallMu.Lock()
-	if s.deadlineSet {
-		_ = st.SetWriteDeadline(time.Time{})
-		s.deadlineSet = false
-	}
-	s.armed, s.stalled = st, false
-	s.armedSeq++
-	if !s.ticking {
-		s.ticking = true
-		s.seenTicks = 0
-		s.stall.Reset(timeout / stallTicks)
-	}
-	s.stallMu.Unlock()
-}
-
-// disarm marks the end of a write and reports whether the stall timer cut it.
-func (s *sender) disarm() bool {
-	s.stallMu.Lock()
-	defer s.stallMu.Unlock()
-	s.armed = nil
-	return s.stalled
-}
-
-// cut ends the write in progress on st at once with a past deadline.
-func (s *sender) cut(st session.SendStream) {
-	s.stallMu.Lock()
-	defer s.stallMu.Unlock()
-	s.deadlineSet = true
-	_ = st.SetWriteDeadline(time.Unix(1, 0))
-}
-
-// cutStalled runs on each tick of the stall timer while writes are in progress.
-func (s *sender) cutStalled() {
-	s.stallMu.Lock()
-	defer s.stallMu.Unlock()
-	if s.armed == nil {
-		s.ticking = false
-		return
-	}
-	if s.armedSeq != s.seenSeq {
-		s.seenSeq, s.seenTicks = s.armedSeq, 0
-	}
-	s.seenTicks++
-	if s.seenTicks > stallTicks {
-		// Seen at stallTicks+1 ticks stallTicks apart: in progress for at least the timeout.
-		s.stalled, s.deadlineSet, s.ticking = true, true, false
-		_ = s.armed.SetWriteDeadline(time.Unix(1, 0))
-		return
-	}
-	s.stall.Reset(s.p.cfg.timeout() / stallTicks)
-}
-
-func (s *sender) writeError(ctx context.Context, err error, stalled bool, timeout time.Duration) error {
-	var te *session.TimeoutError
-	if errors.As(err, &te) {
-		if cerr := ctx.Err(); cerr != nil && !stalled {
-			return cerr
-		}
-		return &session.TimeoutError{Op: "write", After: timeout}
-	}
-	var re *session.StreamResetError
-	if errors.As(err, &re) && re.Remote && re.Code == CodeMessageTooLarge {
-		return &PeerRefusedError{StreamID: re.StreamID}
-	}
-	return err
-}
-
 // close fails pending and future Sends with err and resets the stream, which also ends a
 // write in progress at once.
 func (s *sender) close(err error) {
@@ -455,7 +398,7 @@ func (s *sender) finish(ctx context.Context) error {
 	if s.closed == nil {
 		s.closed = errDraining
 	}
-	for s.flushing || len(s.pending) > 0 {
+	for s.flushing || s.pending() > 0 {
 		if !s.flushing {
 			// Waiters left (ctx ended) but their copies are still pending: write them.
 			if err := s.flush(ctx, nil); err != nil {

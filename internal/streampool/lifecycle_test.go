@@ -9,10 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/peerwire/peerwire/framing"
 	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/internal/sessiontest"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 // Drain returns only once the peer's pool has read every message: closing the connection
@@ -103,7 +102,7 @@ func TestCloseEndsGoroutines(t *testing.T) {
 			_, err := b.Recv(ctx)
 			recvd <- err
 		}()
-		time.Sleep(50 * time.Millisecond)
+		eventually(t, func() bool { return b.RecvsWaiting() > 0 }, "Recv waits")
 
 		require.NoError(t, b.Close())
 		require.NoError(t, a.Close())
@@ -121,25 +120,6 @@ func TestCloseEndsGoroutines(t *testing.T) {
 	})
 }
 
-// Close interrupts a Send blocked in a stalled write instead of leaving it to the write
-// timeout.
-func TestCloseInterruptsStalledSend(t *testing.T) {
-	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
-		p := sessiontest.Connect(t, f, nil, nil)
-		// Nobody accepts the stream: flow control stalls the write.
-		pool := streampool.New(p.Client, streampool.Config{Timeout: 3 * time.Second})
-		sent := make(chan error, 1)
-		go func() { sent <- pool.Send(context.Background(), payload(0, 8<<20)) }()
-		time.Sleep(200 * time.Millisecond)
-
-		start := time.Now()
-		require.NoError(t, pool.Close())
-		err := <-sent
-		require.Error(t, err)
-		require.Less(t, time.Since(start), time.Second, "Send returned only after %v: %v", time.Since(start), err)
-	})
-}
-
 // Close ends the pool's send stream, so that the peer's reader does not wait on it forever.
 func TestCloseEndsSendStream(t *testing.T) {
 	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
@@ -150,7 +130,7 @@ func TestCloseEndsSendStream(t *testing.T) {
 		require.NoError(t, pool.Send(ctx, payload(0, 100)))
 		rs, err := p.Server.AcceptUniStream(ctx)
 		require.NoError(t, err)
-		r := framing.NewReader(rs, 0)
+		r := messageReader(t, rs)
 		_, err = r.ReadMessage()
 		require.NoError(t, err)
 
@@ -194,19 +174,22 @@ func TestRecvAfterConnectionCloseReturnsQueuedFirst(t *testing.T) {
 func TestRecvAfterConnectionCloseReturnsHeldMessages(t *testing.T) {
 	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
 		p := sessiontest.Connect(t, f, nil, nil)
-		receiver := newPool(t, p.Server, streampool.Config{ReceiveQueue: 1})
+		counted := newReadCountingConn(p.Server)
+		receiver := newPool(t, counted, streampool.Config{ReceiveQueue: 1})
 		ctx := testCtx(t, 10*time.Second)
 
 		// One write, so that the reader takes all five messages from the stream at once.
-		var batch []byte
+		var frames [][]byte
 		for i := range 5 {
-			batch = append(batch, frame(payload(uint64(i), 100))...)
+			frames = append(frames, frame(payload(uint64(i), 100)))
 		}
+		batch := msgStream(frames...)
 		st, err := p.Client.OpenUniStream(ctx)
 		require.NoError(t, err)
 		_, err = st.Write(batch)
 		require.NoError(t, err)
-		time.Sleep(100 * time.Millisecond)
+		counted.waitRead(t, ctx, len(batch))
+		eventually(t, func() bool { return receiver.ReadersWaiting() > 0 }, "the reader holds a message")
 		require.NoError(t, p.Client.CloseWithError(0, "bye"))
 		<-p.Server.Context().Done()
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ import (
 	"github.com/peerwire/peerwire/framing"
 	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/internal/sessiontest"
-	"github.com/peerwire/peerwire/streampool"
+	"github.com/peerwire/peerwire/internal/streampool"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -81,13 +82,98 @@ func checkPayload(b []byte, n int) (uint64, error) {
 	return seq, nil
 }
 
-// frame returns msg with its length prefix, for writing on a raw stream.
+// frame returns msg with its length prefix, for writing on a raw stream after msgStream.
 func frame(msg []byte) []byte {
 	b, err := framing.AppendMessage(nil, msg, framing.MaxMessageSizeLimit)
 	if err != nil {
 		panic(err)
 	}
 	return b
+}
+
+// msgStream returns the start of a raw message stream: its type, then the frames given.
+func msgStream(frames ...[]byte) []byte {
+	b := []byte{byte(streampool.StreamMessages)}
+	for _, f := range frames {
+		b = append(b, f...)
+	}
+	return b
+}
+
+// control returns a whole raw control stream carrying code.
+func control(code streampool.ControlCode) []byte {
+	return []byte{byte(streampool.StreamControl), byte(code)}
+}
+
+// messageReader reads the stream type at the start of a raw stream a pool opened, checks
+// that it is StreamMessages, and returns a reader of the messages after it.
+func messageReader(t testing.TB, rs session.ReceiveStream) *framing.Reader {
+	t.Helper()
+	r := framing.NewReader(rs, 0)
+	typ, err := r.ReadByte()
+	require.NoError(t, err)
+	require.Equal(t, byte(streampool.StreamMessages), typ, "stream type")
+	return r
+}
+
+// readCountingConn wraps a connection; it counts the bytes read from the streams it accepts,
+// so that a test can wait until a reader has taken what was sent.
+type readCountingConn struct {
+	session.Conn
+	mu      sync.Mutex
+	n       int
+	changed chan struct{} // closed and replaced at each read
+}
+
+func newReadCountingConn(c session.Conn) *readCountingConn {
+	return &readCountingConn{Conn: c, changed: make(chan struct{})}
+}
+
+func (c *readCountingConn) AcceptUniStream(ctx context.Context) (session.ReceiveStream, error) {
+	rs, err := c.Conn.AcceptUniStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &readCountingStream{ReceiveStream: rs, c: c}, nil
+}
+
+// waitRead waits until n bytes in all were read from the accepted streams.
+func (c *readCountingConn) waitRead(t testing.TB, ctx context.Context, n int) {
+	t.Helper()
+	for {
+		c.mu.Lock()
+		got, ch := c.n, c.changed
+		c.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("%d bytes read, want %d", got, n)
+		}
+	}
+}
+
+type readCountingStream struct {
+	session.ReceiveStream
+	c *readCountingConn
+}
+
+func (s *readCountingStream) Read(p []byte) (int, error) {
+	n, err := s.ReceiveStream.Read(p)
+	s.c.mu.Lock()
+	s.c.n += n
+	close(s.c.changed)
+	s.c.changed = make(chan struct{})
+	s.c.mu.Unlock()
+	return n, err
+}
+
+// eventually waits for cond, checked every millisecond, for at most 10 s.
+func eventually(t testing.TB, cond func() bool, what string) {
+	t.Helper()
+	require.Eventually(t, cond, 10*time.Second, time.Millisecond, what)
 }
 
 // recvSeq receives one message made by payload and returns its sequence number.

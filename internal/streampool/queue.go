@@ -61,21 +61,6 @@ func (q *recvQueue) put(m Message, done <-chan struct{}) bool {
 	return true
 }
 
-// putSome appends as many of ms as there is room for, in order, and returns how many.
-func (q *recvQueue) putSome(ms []Message) int {
-	q.mu.Lock()
-	k := min(len(ms), q.max-(len(q.items)-q.head))
-	for _, m := range ms[:k] {
-		q.appendLocked(m)
-	}
-	wakeGet := k > 0 && q.gets > 0
-	q.mu.Unlock()
-	if wakeGet {
-		signal(q.ready)
-	}
-	return k
-}
-
 // appendLocked adds m at the tail; the caller checked there is room.
 func (q *recvQueue) appendLocked(m Message) {
 	if q.items == nil {
@@ -87,23 +72,6 @@ func (q *recvQueue) appendLocked(m Message) {
 		q.items, q.head = q.items[:k], 0
 	}
 	q.items = append(q.items, m)
-}
-
-// tryGet removes the oldest message, if any, without counting the caller as waiting.
-func (q *recvQueue) tryGet() (Message, bool) {
-	q.mu.Lock()
-	if q.head == len(q.items) {
-		q.mu.Unlock()
-		return Message{}, false
-	}
-	return q.takeLocked()
-}
-
-// nonEmpty reports whether a message is queued.
-func (q *recvQueue) nonEmpty() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.head < len(q.items)
 }
 
 // get removes the oldest message. When there is none it returns false and counts the caller
