@@ -63,7 +63,7 @@ demo:
 ROUNDS ?= 5
 stress-libp2p-qmux:
 	@for i in $$(seq 1 $(ROUNDS)); do \
-	  ($(GO) test -race -count=1 ./streampool/ ./tests/ ./internal/qmux/ >/dev/null 2>&1 &); \
+	  ($(GO) test -race -count=1 ./internal/streampool/ ./tests/ ./internal/qmux/ >/dev/null 2>&1 &); \
 	  $(GO) test -race -count=3 -run 'TestHostsOverQMux|TestTCPOnlyHostsConnectOverQMux' ./nettransport/libp2pqmux/ || exit 1; \
 	  wait; \
 	done
