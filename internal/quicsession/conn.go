@@ -71,7 +71,8 @@ func (c *conn) OpenUniStream(ctx context.Context) (session.SendStream, error) {
 		c.caps.opened(false)
 	}
 	// Send buffering (as MsQuic's): quic-go's Write waits for its connection loop beyond one
-	// packet of data, so a sender of small messages would run at the hand-off rate.
+	// packet of data, so a sender of small messages would run at the hand-off rate, and its
+	// TryWriteAll costs a copy of everything queued per call (internal/sendbuf's doc).
 	return sendbuf.New(c.ctx, &sendStream{s: s}), nil
 }
 
