@@ -279,8 +279,12 @@ func dialError(ctx, hctx context.Context, err error, hs *handshake, raddr net.Ad
 	return fmt.Errorf("quic dial %s: %w", raddr, translate(err))
 }
 
-// alertNoApplicationProtocol is TLS's no_application_protocol alert (RFC 7301 §3.2).
-const alertNoApplicationProtocol = 120
+const (
+	// cryptoErrorBase is QUIC's CRYPTO_ERROR range: 0x100 + a TLS alert (RFC 9001 §4.8).
+	cryptoErrorBase = 0x100
+	// alertNoApplicationProtocol is TLS's no_application_protocol alert (RFC 7301 §3.2).
+	alertNoApplicationProtocol = 120
+)
 
 // refusal recognises, in the error that ended a connection, a refusal that has a type of its
 // own: the peer's certificate alert in a QUIC CRYPTO_ERROR (0x100 + alert) as a
@@ -289,8 +293,8 @@ const alertNoApplicationProtocol = 120
 // matching session.ErrRejected. It returns nil for anything else.
 func refusal(err error, raddr net.Addr, cfg *session.Config) error {
 	var te *quic.TransportError
-	if errors.As(err, &te) && te.ErrorCode >= 0x100 && te.ErrorCode <= 0x1ff {
-		alert := uint8(te.ErrorCode - 0x100)
+	if errors.As(err, &te) && te.ErrorCode.IsCryptoError() {
+		alert := uint8(te.ErrorCode - cryptoErrorBase)
 		switch {
 		case alert == alertNoApplicationProtocol:
 			return &session.ALPNError{Offered: cfg.ALPN, PeerAddr: raddr}
