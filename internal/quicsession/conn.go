@@ -26,7 +26,10 @@ type conn struct {
 
 var _ session.Conn = (*conn)(nil)
 
-func newConn(qc *quic.Conn, hs *handshake, caps *capacityTrace, onClose func()) *conn {
+// newConn wraps qc. onClose, when not nil, runs once qc closed. refusal, when not nil (a
+// dialed connection), types the close of a peer that refused us after the dial returned (see
+// the package doc): the cause's CloseError then carries its error in Err.
+func newConn(qc *quic.Conn, hs *handshake, caps *capacityTrace, onClose func(), refusal func(error) error) *conn {
 	cs := qc.ConnectionState()
 	peer, _ := hs.verified()
 	c := &conn{
@@ -43,7 +46,14 @@ func newConn(qc *quic.Conn, hs *handshake, caps *capacityTrace, onClose func()) 
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	context.AfterFunc(qc.Context(), func() {
-		c.cancel(closeError(context.Cause(qc.Context())))
+		cause := context.Cause(qc.Context())
+		ce := closeError(cause)
+		if refusal != nil {
+			if ref := refusal(cause); ref != nil {
+				ce.Err = ref
+			}
+		}
+		c.cancel(ce)
 		if onClose != nil {
 			onClose()
 		}
@@ -71,7 +81,8 @@ func (c *conn) OpenUniStream(ctx context.Context) (session.SendStream, error) {
 		c.caps.opened(false)
 	}
 	// Send buffering (as MsQuic's): quic-go's Write waits for its connection loop beyond one
-	// packet of data, so a sender of small messages would run at the hand-off rate.
+	// packet of data, so a sender of small messages would run at the hand-off rate, and its
+	// TryWriteAll costs a copy of everything queued per call (internal/sendbuf's doc).
 	return sendbuf.New(c.ctx, &sendStream{s: s}), nil
 }
 
@@ -181,7 +192,7 @@ func isCloseError(err error) bool {
 }
 
 // closeError converts the cause of a QUIC connection's end into a *session.CloseError.
-func closeError(err error) error {
+func closeError(err error) *session.CloseError {
 	var (
 		ae *quic.ApplicationError
 		te *quic.TransportError

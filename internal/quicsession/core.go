@@ -1,9 +1,21 @@
 // Package quicsession implements the session interface (internal/session) over QUIC with
-// quic-go: mutual TLS 1.3 with verification in peerwire's code, a dial that returns only once
-// the listener has accepted our certificate (its first 1-RTT flight: HANDSHAKE_DONE with
-// NEW_TOKEN), incoming connection attempts surfaced at the ClientHello with their own
-// accept/reject, and, when asked for (Config.TrackStreamCapacity), stream-capacity
-// notifications.
+// quic-go: mutual TLS 1.3 with verification in peerwire's code (certs.TrustPolicy's
+// VerifyConnection: trust, then a negotiated ALPN), incoming connection attempts surfaced at
+// the ClientHello with their own accept/reject, and, when asked for
+// (Config.TrackStreamCapacity), stream-capacity notifications.
+//
+// Dial returns once our own TLS handshake is complete. In TLS 1.3 that is before the listener
+// has checked our certificate, so a refusal can arrive after Dial returned: the listener's
+// certificate alert (CRYPTO_ERROR 0x100+alert) or its application's rejection (an application
+// close with session.CodeRejected). Either ends the connection, and context.Cause of its
+// Context is then a *session.CloseError that also matches *certs.RejectedByPeerError
+// (errors.As) or session.ErrRejected (errors.Is); a refusal that arrives before Dial returns
+// is Dial's error. Whether the listener's application accepted us is told above this layer
+// (nettransport's ACCEPTED message).
+//
+// A failed ALPN negotiation is a *session.ALPNError in both roles: crypto/tls in QUIC mode
+// refuses it with the no_application_protocol alert (RFC 9001 §8.1), which either side may
+// send.
 package quicsession
 
 import (
@@ -188,15 +200,20 @@ func verifying(base *tls.Config, cfg *session.Config, hs *handshake, remote net.
 	tc.GetConfigForClient = nil
 	tc.VerifyConnection = func(cs tls.ConnectionState) error {
 		peer, err := cfg.Trust.VerifyConnection(cs, remote)
+		if errors.Is(err, certs.ErrNoApplicationProtocol) {
+			err = &session.ALPNError{Offered: cfg.ALPN, PeerAddr: remote}
+		}
 		hs.setVerified(peer, err)
 		return err
 	}
 	return tc
 }
 
-// Dial implements session.Core. It returns once the listener confirmed the handshake, which
-// in QUIC happens only after it verified our certificate; a refusal comes back as a
-// *certs.RejectedByPeerError, and our refusal of the listener as a *certs.RejectError.
+// Dial implements session.Core. It returns once our TLS handshake is complete (see the package
+// doc for a refusal that arrives later). A refusal it sees comes back as a
+// *certs.RejectedByPeerError (the listener refused our certificate), session.ErrRejected (the
+// listener's application refused us), a *session.ALPNError, or, when we refused the
+// listener, a *certs.RejectError.
 func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (session.Conn, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -218,16 +235,12 @@ func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (sess
 
 // dial runs one dial from tr; release is handed to the connection on success.
 func (c *Core) dial(ctx context.Context, tr *quic.Transport, raddr *net.UDPAddr, cfg *session.Config, release func()) (session.Conn, error) {
-	addr := raddr.String()
-	hs := newHandshake()
+	hs := &handshake{}
 	tlsConf := verifying(certs.ClientConfig(cfg.Credential, cfg.Trust, cfg.ALPN), cfg, hs, raddr)
 	qconf := quicConfig(cfg)
-	// The listener's NEW_TOKEN confirms the handshake (see handshake); a fresh store per dial
-	// ties the token to this connection.
-	qconf.TokenStore = confirmStore{hs}
 	var caps *capacityTrace
 	if cfg.TrackStreamCapacity {
-		caps = &capacityTrace{hs: hs}
+		caps = &capacityTrace{}
 		qconf.Tracer = func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace { return caps }
 	}
 
@@ -237,37 +250,24 @@ func (c *Core) dial(ctx context.Context, tr *quic.Transport, raddr *net.UDPAddr,
 	if err != nil {
 		return nil, dialError(ctx, hctx, err, hs, raddr, cfg)
 	}
-	if cfg.DialEarly {
-		conn := newConn(qc, hs, caps, release)
-		conn.state.LocalAddr = c.routes.localAddr(conn.state.LocalAddr, raddr)
-		return conn.session(), nil
-	}
-	// Our handshake is complete; wait for the listener's verdict on our certificate.
-	wait := time.NewTimer(cfg.AcceptWait())
-	defer wait.Stop()
-	select {
-	case <-hs.confirmed:
-		conn := newConn(qc, hs, caps, release)
-		conn.state.LocalAddr = c.routes.localAddr(conn.state.LocalAddr, raddr)
-		return conn.session(), nil
-	case <-qc.Context().Done():
+	if qc.Context().Err() != nil { // refused (or closed) while quic-go returned the dial
 		return nil, dialError(ctx, hctx, context.Cause(qc.Context()), hs, raddr, cfg)
-	case <-ctx.Done():
-		_ = qc.CloseWithError(quic.ApplicationErrorCode(session.CodeShutdown), "dial cancelled")
-		return nil, fmt.Errorf("quic dial %s: %w", addr, ctx.Err())
-	case <-wait.C:
-		_ = qc.CloseWithError(quic.ApplicationErrorCode(session.CodeShutdown), "no handshake confirmation")
-		return nil, fmt.Errorf("quic dial %s: %w", addr, &session.TimeoutError{Op: "waiting for the peer to accept our certificate", After: cfg.AcceptWait()})
 	}
+	conn := newConn(qc, hs, caps, release, func(err error) error { return refusal(err, raddr, cfg) })
+	conn.state.LocalAddr = c.routes.localAddr(conn.state.LocalAddr, raddr)
+	return conn.session(), nil
 }
 
-// dialError explains a failed dial: which side refused which certificate, a handshake
-// timeout, the application's rejection, or the transport's error.
+// dialError explains a failed dial: which side refused which certificate, no common ALPN, a
+// handshake timeout, the application's rejection, or the transport's error.
 func dialError(ctx, hctx context.Context, err error, hs *handshake, raddr net.Addr, cfg *session.Config) error {
 	if _, rej := hs.verified(); rej != nil {
 		return rej
 	}
-	if e := handshakeError(err, raddr, cfg); e != nil {
+	if e := refusal(err, raddr, cfg); e != nil {
+		if errors.Is(e, session.ErrRejected) {
+			return fmt.Errorf("quic dial %s: %w", raddr, e)
+		}
 		return e
 	}
 	if ctx.Err() != nil {
@@ -279,24 +279,32 @@ func dialError(ctx, hctx context.Context, err error, hs *handshake, raddr net.Ad
 	return fmt.Errorf("quic dial %s: %w", raddr, translate(err))
 }
 
-// handshakeError recognises the peer's TLS alerts in a QUIC CRYPTO_ERROR (0x100 + alert).
-func handshakeError(err error, raddr net.Addr, cfg *session.Config) error {
+const (
+	// cryptoErrorBase is QUIC's CRYPTO_ERROR range: 0x100 + a TLS alert (RFC 9001 §4.8).
+	cryptoErrorBase = 0x100
+	// alertNoApplicationProtocol is TLS's no_application_protocol alert (RFC 7301 §3.2).
+	alertNoApplicationProtocol = 120
+)
+
+// refusal recognises, in the error that ended a connection, a refusal that has a type of its
+// own: the peer's certificate alert in a QUIC CRYPTO_ERROR (0x100 + alert) as a
+// *certs.RejectedByPeerError; a no_application_protocol alert from either side as a
+// *session.ALPNError; the peer application's close with session.CodeRejected as an error
+// matching session.ErrRejected. It returns nil for anything else.
+func refusal(err error, raddr net.Addr, cfg *session.Config) error {
 	var te *quic.TransportError
-	if errors.As(err, &te) && te.Remote && te.ErrorCode >= 0x100 && te.ErrorCode <= 0x1ff {
-		alert := uint8(te.ErrorCode - 0x100)
-		if certs.IsCertificateAlert(alert) {
-			return certs.NewRejectedByPeerError(cfg.Credential, raddr, alert, closeError(err))
-		}
-		switch alert {
-		case 120: // no_application_protocol
+	if errors.As(err, &te) && te.ErrorCode.IsCryptoError() {
+		alert := uint8(te.ErrorCode - cryptoErrorBase)
+		switch {
+		case alert == alertNoApplicationProtocol:
 			return &session.ALPNError{Offered: cfg.ALPN, PeerAddr: raddr}
-		case 80: // internal_error: the listener's application refused us before the handshake
-			return fmt.Errorf("quic dial %s: %w", raddr, session.ErrRejected)
+		case te.Remote && certs.IsCertificateAlert(alert):
+			return certs.NewRejectedByPeerError(cfg.Credential, raddr, alert, err)
 		}
 	}
 	var ae *quic.ApplicationError
 	if errors.As(err, &ae) && ae.Remote && ae.ErrorCode == quic.ApplicationErrorCode(session.CodeRejected) {
-		return fmt.Errorf("quic dial %s: %w (%w)", raddr, session.ErrRejected, closeError(err))
+		return fmt.Errorf("%w (%w)", session.ErrRejected, err)
 	}
 	return nil
 }
@@ -384,9 +392,9 @@ type listener struct {
 // connContext runs when a client's first packet arrives: the attempt becomes an Incoming in
 // the accept queue, or is refused when the queue is full.
 func (l *listener) connContext(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
-	in := &incoming{l: l, remote: info.RemoteAddr, hs: newHandshake(), handshake: make(chan *quic.Conn, 1), decided: make(chan struct{})}
+	in := &incoming{l: l, remote: info.RemoteAddr, hs: &handshake{}, handshake: make(chan *quic.Conn, 1), decided: make(chan struct{})}
 	if l.cfg.TrackStreamCapacity {
-		in.caps = &capacityTrace{hs: in.hs}
+		in.caps = &capacityTrace{}
 	}
 	ctx = context.WithValue(ctx, incomingKey{}, in)
 	in.qctx = ctx
@@ -408,22 +416,21 @@ func (l *listener) configForClient(chi *tls.ClientHelloInfo) (*tls.Config, error
 	if !ok {
 		return nil, errors.New("peerwire: connection without state")
 	}
-	// Like the original (MsQuic), the handshake proceeds only once the application accepted
-	// the attempt: its Reject refuses before any certificate is exchanged.
+	// Like the original (MsQuic), the handshake proceeds once the application decided. It
+	// proceeds after a Reject too (our trust checks still run): the completed connection is
+	// then closed with session.CodeRejected, which QUIC carries only once the handshake is
+	// complete (before, an application close becomes a bare APPLICATION_ERROR, RFC 9000
+	// §10.2.3), and a TLS alert is no signal for an application's decision.
 	timer := time.NewTimer(l.cfg.Handshake())
 	defer timer.Stop()
 	select {
 	case <-in.decided:
 	case <-timer.C:
-		in.abandon()
-		return nil, errors.New("peerwire: connection attempt not accepted in time")
+		in.abandon() // not accepted in time: rejected
 	case <-l.done:
 		return nil, net.ErrClosed
 	case <-chi.Context().Done():
 		return nil, chi.Context().Err()
-	}
-	if in.isRejected() {
-		return nil, session.ErrRejected
 	}
 	return verifying(l.baseTLS, l.cfg, in.hs, in.remote), nil
 }
@@ -509,12 +516,6 @@ func (in *incoming) decide(reject bool) {
 
 func (in *incoming) RemoteAddr() net.Addr { return in.remote }
 
-func (in *incoming) isRejected() bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.rejected
-}
-
 // Accept lets the handshake proceed and waits for it, including the certificate checks of
 // both sides. A cancelled ctx abandons the attempt.
 func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
@@ -532,13 +533,13 @@ func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
 			_ = qc.CloseWithError(quic.ApplicationErrorCode(session.CodeShutdown), "listener closed")
 			return nil, net.ErrClosed
 		}
-		return newConn(qc, in.hs, in.caps, in.l.sock.release).session(), nil
+		return newConn(qc, in.hs, in.caps, in.l.sock.release, nil).session(), nil
 	case <-in.qctx.Done():
 		if _, rej := in.hs.verified(); rej != nil {
 			return nil, rej
 		}
 		cause := context.Cause(in.qctx)
-		if e := handshakeError(cause, in.remote, in.l.cfg); e != nil {
+		if e := refusal(cause, in.remote, in.l.cfg); e != nil {
 			return nil, e
 		}
 		return nil, fmt.Errorf("quic accept from %s: %w", in.remote, translate(cause))
@@ -548,16 +549,16 @@ func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
 	}
 }
 
-// Reject refuses the attempt. The handshake waits for the application's decision, so a
-// rejected dialer fails in its handshake (TLS alert internal_error, reported as
-// session.ErrRejected) before any certificate is exchanged.
+// Reject refuses the attempt: the handshake completes (with our checks of the dialer's
+// certificate), then the connection is closed with session.CodeRejected, which the dialer
+// reports as session.ErrRejected.
 func (in *incoming) Reject() error {
 	in.abandon()
 	return nil
 }
 
-// abandon refuses the attempt: a completed handshake waiting in the channel is closed now;
-// one still in progress fails at configForClient or is closed by the accept loop on arrival.
+// abandon refuses the attempt: a completed handshake waiting in the channel is closed now
+// with session.CodeRejected; one still in progress is closed so by deliver once complete.
 func (in *incoming) abandon() {
 	in.mu.Lock()
 	defer in.mu.Unlock()

@@ -12,8 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/peerwire/peerwire/certs"
-	"github.com/peerwire/peerwire/identity"
 	"github.com/peerwire/peerwire/internal/quicsession"
 	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/internal/sessiontest"
@@ -99,7 +97,7 @@ func TestStreamCapacityNotifications(t *testing.T) {
 }
 
 // Without TrackStreamCapacity no tracer is installed and the connection does not claim to
-// know its capacity; the dial still waits for the listener's confirmation (its NEW_TOKEN).
+// know its capacity.
 func TestNoStreamCapacityByDefault(t *testing.T) {
 	p := sessiontest.Connect(t, quicCore(), nil, nil)
 	_, ok := p.Client.(session.CapacityConn)
@@ -133,100 +131,7 @@ func TestCloseCarriesCodeAndReason(t *testing.T) {
 	require.False(t, ce.Remote)
 }
 
-func TestClientRejectedByServer(t *testing.T) {
-	cc, sc := sessiontest.Configs(t)
-	sc.Trust = &certs.TrustPolicy{Hashes: []identity.CertHash{sessiontest.Credential(t).Hash()}}
-	core := quicsession.New()
-	defer core.Close()
-	ln, err := core.Listen("127.0.0.1:0", sc)
-	require.NoError(t, err)
-	defer ln.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	serverErr := make(chan error, 1)
-	go func() {
-		in, err := ln.Accept(ctx)
-		if err != nil {
-			serverErr <- err
-			return
-		}
-		_, err = in.Accept(ctx)
-		serverErr <- err
-	}()
-	_, err = core.Dial(ctx, ln.Addr().String(), cc)
-	var byPeer *certs.RejectedByPeerError
-	require.ErrorAs(t, err, &byPeer, "dial error: %v", err)
-	require.True(t, byPeer.OurHash.Equal(cc.Credential.Hash()))
-	require.Equal(t, ln.Addr().String(), byPeer.PeerAddr.String())
-
-	var rej *certs.RejectError
-	require.ErrorAs(t, <-serverErr, &rej)
-	require.Equal(t, certs.ReasonHashNotTrusted, rej.Reason)
-	require.True(t, rej.PeerHash.Equal(cc.Credential.Hash()))
-	require.NotNil(t, rej.PeerAddr)
-}
-
 var errNetClosed = net.ErrClosed
-
-// TestDialEarly: with DialEarly the dial returns at the end of our own handshake; a listener
-// that refuses our certificate then ends the connection instead of failing the dial, and an
-// accepted connection works as usual.
-func TestDialEarly(t *testing.T) {
-	cc, sc := sessiontest.Configs(t)
-	cc.DialEarly = true
-	sc.MaxIncomingStreams = 1
-	p := sessiontest.Connect(t, quicCore(), cc, sc)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := p.Client.OpenStream(ctx)
-	require.NoError(t, err)
-	_, err = s.Write([]byte("early"))
-	require.NoError(t, err)
-	require.NoError(t, s.Close())
-	rs, err := p.Server.AcceptStream(ctx)
-	require.NoError(t, err)
-	b, err := io.ReadAll(rs)
-	require.NoError(t, err)
-	require.Equal(t, "early", string(b))
-
-	cc, sc = sessiontest.Configs(t)
-	cc.DialEarly = true
-	sc.Trust = &certs.TrustPolicy{Hashes: []identity.CertHash{sessiontest.Credential(t).Hash()}}
-	core := quicsession.New()
-	defer core.Close()
-	ln, err := core.Listen("127.0.0.1:0", sc)
-	require.NoError(t, err)
-	defer ln.Close()
-	serverErr := make(chan error, 1)
-	go func() {
-		in, err := ln.Accept(ctx)
-		if err == nil {
-			_, err = in.Accept(ctx)
-		}
-		serverErr <- err
-	}()
-	c, err := core.Dial(ctx, ln.Addr().String(), cc)
-	if err == nil {
-		// The refusal arrives after the dial returned: the connection closes with the
-		// listener's certificate alert (CRYPTO_ERROR 0x100 + bad_certificate).
-		select {
-		case <-c.Context().Done():
-		case <-ctx.Done():
-			t.Fatal("the refused connection stayed open")
-		}
-		var ce *session.CloseError
-		require.ErrorAs(t, context.Cause(c.Context()), &ce)
-		require.Equal(t, session.ClosedByTransportError, ce.Kind)
-		require.Equal(t, uint64(0x100+42), ce.Code)
-		require.True(t, ce.Remote)
-	} else {
-		var byPeer *certs.RejectedByPeerError
-		require.ErrorAs(t, err, &byPeer)
-	}
-	var rej *certs.RejectError
-	require.ErrorAs(t, <-serverErr, &rej)
-}
 
 // TestSingleStack: with SingleStack, an IPv4 and an IPv6 wildcard listener share a port.
 func TestSingleStack(t *testing.T) {

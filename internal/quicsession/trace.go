@@ -3,7 +3,6 @@ package quicsession
 import (
 	"sync"
 
-	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/qlog"
 	"github.com/quic-go/quic-go/qlogwriter"
 
@@ -12,33 +11,11 @@ import (
 )
 
 // handshake is what one connection's handshake established beyond quic-go's own state: the
-// outcome of our certificate verification and, on the client, the listener's confirmation.
-//
-// In TLS 1.3 the client's handshake completes before the server has checked the client
-// certificate, so Conn.HandshakeComplete says nothing about the server's verdict (quic-go
-// v0.64.1 has no HandshakeConfirmed; quic-go issue #5292 asks for one). The verdict is the
-// server's first 1-RTT flight: a server completes its handshake only after it verified the
-// client certificate, and then sends HANDSHAKE_DONE, and quic-go sends a NEW_TOKEN frame with
-// it, in the same packet. quic-go hands a client's NEW_TOKEN to its Config.TokenStore, so a
-// per-dial token store (confirmStore) tells us, through quic-go's public API and at no cost
-// per packet, that the listener accepted our certificate. A listener that sends no NEW_TOKEN
-// (not quic-go, and dialed without Config.TrackStreamCapacity, whose tracer also sees
-// HANDSHAKE_DONE) is reported as not confirming within the accept timeout.
+// outcome of our certificate verification, recorded by tls.Config.VerifyConnection.
 type handshake struct {
-	confirmOnce sync.Once
-	confirmed   chan struct{}
-
 	mu        sync.Mutex
 	peer      *certs.PeerCertificate // set when our verification accepted the peer
 	rejectErr error                  // set when it refused the peer
-}
-
-func newHandshake() *handshake {
-	return &handshake{confirmed: make(chan struct{})}
-}
-
-func (h *handshake) confirm() {
-	h.confirmOnce.Do(func() { close(h.confirmed) })
 }
 
 func (h *handshake) setVerified(p *certs.PeerCertificate, err error) {
@@ -53,19 +30,6 @@ func (h *handshake) verified() (*certs.PeerCertificate, error) {
 	return h.peer, h.rejectErr
 }
 
-// confirmStore is a dial's quic.TokenStore: the listener's NEW_TOKEN confirms the handshake.
-// It keeps no token (Pop finds none): peerwire listeners do not ask for address validation,
-// and a token saves nothing else.
-type confirmStore struct{ h *handshake }
-
-var _ quic.TokenStore = confirmStore{}
-
-// Pop implements quic.TokenStore.
-func (confirmStore) Pop(string) *quic.ClientToken { return nil }
-
-// Put implements quic.TokenStore; quic-go calls it on its connection goroutine.
-func (s confirmStore) Put(string, *quic.ClientToken) { s.h.confirm() }
-
 // capacityTrace learns the peer's stream limits (initial transport parameters and
 // MAX_STREAMS frames) from quic-go's typed qlog events, for a connection made with
 // Config.TrackStreamCapacity. quic-go v0.64.1 shows the limits nowhere else: OpenUniStream
@@ -78,8 +42,6 @@ func (s confirmStore) Put(string, *quic.ClientToken) { s.h.confirm() }
 // MiB sent and, on loopback, about 10-17% of bulk throughput and a few microseconds per round
 // trip (docs/BENCHMARKS.md). That is why it is opt-in.
 type capacityTrace struct {
-	hs *handshake // HANDSHAKE_DONE confirms it too
-
 	mu       sync.Mutex
 	maxBidi  int64 // cumulative stream limits granted by the peer
 	maxUni   int64
@@ -110,10 +72,7 @@ func (t *capacityTrace) RecordEvent(ev qlogwriter.Event) {
 	switch e := ev.(type) {
 	case qlog.PacketReceived:
 		for _, f := range e.Frames {
-			switch fr := f.Frame.(type) {
-			case *qlog.HandshakeDoneFrame:
-				t.hs.confirm()
-			case *qlog.MaxStreamsFrame:
+			if fr, ok := f.Frame.(*qlog.MaxStreamsFrame); ok {
 				// quic-go's StreamType: 0 is unidirectional, 1 bidirectional (protocol.StreamTypeUni/Bidi).
 				t.raise(fr.Type != 0, int64(fr.MaxStreamNum))
 			}

@@ -10,6 +10,25 @@
 // skips the hand-off: the caller gives it to the stream itself, which takes a packet's worth
 // at once, so a round trip does not wait for the flusher.
 //
+// Why not quic-go's SendStream.TryWriteAll (v0.64.1), which queues a write without waiting when
+// flow-control credit allows: it keeps everything queued in one STREAM frame, reallocated to
+// its exact new size on every call beyond a packet's worth, and the packetizer copies the
+// remainder each time it takes a packet, so each small write costs a copy of all the data
+// queued before it. A sender of small messages outruns the packetizer, the queue grows to the
+// flow-control window, and the rate collapses. Measured side by side (256-byte framed
+// messages, TryWrite then Write as the stream pool writes; 2 vCPUs, shared):
+//
+//	go test -run XXX -bench SendPath -benchtime 3s -count 2 ./internal/quicsession/
+//
+//	                           sendbuf          TryWriteAll
+//	SendPath loopback          1.78-1.93 M/s    71-75 k/s
+//	SendPath 25 ms each way    69-104 k/s       30 k/s
+//	SendPathRTT loopback p50   33-35 µs         32 µs
+//	SendPathRTT 25 ms p50      51.0 ms          51.1-51.2 ms
+//
+// so the buffer stays: round trips gain nothing from TryWriteAll, and streams of messages
+// lose 96% of their rate on loopback and half or more through the delay.
+//
 // Semantics: Write returns once its data is buffered (or, for a write of CopyLimit bytes or
 // more, once the stream took it, uncopied, after everything buffered before it). A failure of
 // the stream after that is reported by the next Write or Close. Close sends the FIN after the

@@ -12,7 +12,8 @@ const (
 	// DefaultHandshakeTimeout bounds a TLS handshake.
 	DefaultHandshakeTimeout = 10 * time.Second
 	// DefaultAcceptTimeout bounds how long a dialer waits, after its own handshake finished,
-	// for the listener's verdict on its certificate (the stream timeout of the original).
+	// for the listener's application to accept it (nettransport's ACCEPTED message; the
+	// stream timeout of the original).
 	DefaultAcceptTimeout = 12 * time.Second
 	// DefaultIdleTimeout closes a connection from which nothing arrived for this long. With
 	// keep-alives every DefaultKeepAlivePeriod, a live peer is never idle; a dead one is
@@ -43,8 +44,9 @@ type Config struct {
 
 	// HandshakeTimeout bounds the TLS handshake. Zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
-	// AcceptTimeout bounds the wait, after the dialer's handshake, for the listener's verdict
-	// on the dialer's certificate. Zero means DefaultAcceptTimeout.
+	// AcceptTimeout bounds the wait, after the dialer's handshake, for the listener's
+	// application to accept the connection: nettransport's Dial waits that long for the
+	// listener's ACCEPTED message. The cores do not use it. Zero means DefaultAcceptTimeout.
 	AcceptTimeout time.Duration
 	// IdleTimeout closes a connection silent for this long. Zero means DefaultIdleTimeout;
 	// negative disables it (not recommended: a dead peer then goes unnoticed).
@@ -74,15 +76,13 @@ type Config struct {
 	// AcceptQueueLength bounds connection attempts waiting for Listener.Accept; further
 	// attempts are refused. Zero means 128.
 	AcceptQueueLength int
-	// DialEarly makes Dial return as soon as our own handshake is complete, without waiting
-	// for the listener's verdict on our certificate: one round trip sooner on QUIC, as
-	// go-libp2p's QUIC transport does. A listener that refuses us then closes the connection
-	// (certificate alert, or CodeRejected) instead of failing the dial, and AcceptTimeout
-	// does not apply. False (the default) keeps the guarantee that a dialed connection was
-	// accepted. On QMux it is the listener's setting that matters: a QMux listener with
-	// DialEarly sends its transport parameters at 0.5-RTT (right after its TLS Finished),
-	// so its dialers' Dial returns before its verdict; without it, the parameters follow
-	// the verdict. On a QMux dialer alone it has no effect. Set it on both sides or neither.
+	// DialEarly matters only to a QMux listener: with it, the listener sends its transport
+	// parameters at 0.5-RTT (right after its TLS Finished), so its dialers' Dial returns
+	// before the listener has checked their certificates; without it, the parameters follow
+	// that check. It has no effect on a QMux dialer, nor on QUIC, whose Dial always returns
+	// once the dialer's own handshake is complete. In every case a listener that refuses the
+	// dialer afterwards closes the connection, and the cause of its Context says why (a
+	// *certs.RejectedByPeerError or session.ErrRejected).
 	DialEarly bool
 	// SingleStack makes Listen bind a wildcard address in its own family only: 0.0.0.0 is
 	// IPv4, :: is IPv6, as multiaddrs mean them, so that an IPv4 and an IPv6 listener can
@@ -128,7 +128,7 @@ func (c *Config) Handshake() time.Duration {
 	return orDefault(c.HandshakeTimeout, DefaultHandshakeTimeout)
 }
 
-// AcceptWait returns the effective accept timeout.
+// AcceptWait returns the effective accept timeout (AcceptTimeout).
 func (c *Config) AcceptWait() time.Duration {
 	return orDefault(c.AcceptTimeout, DefaultAcceptTimeout)
 }

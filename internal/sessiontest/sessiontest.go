@@ -102,3 +102,20 @@ func Connect(t testing.TB, f CoreFactory, clientCfg, serverCfg *session.Config) 
 	t.Cleanup(func() { _ = r.c.CloseWithError(0, "") })
 	return &Pair{Client: client, Server: r.c, ClientCfg: clientCfg, ServerCfg: serverCfg}
 }
+
+// Refusal returns why a dial was refused: err when Dial failed, else the cause of c's
+// Context once the listener closed it (a refusal may arrive after Dial returned). It fails t
+// when the connection stays open for 10 seconds.
+func Refusal(t testing.TB, c session.Conn, err error) error {
+	t.Helper()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-c.Context().Done():
+		return context.Cause(c.Context())
+	case <-time.After(10 * time.Second):
+		t.Fatal("the refused connection stayed open")
+		return nil
+	}
+}
