@@ -3,6 +3,7 @@ package p2ptransport_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/stretchr/testify/require"
 
+	"github.com/peerwire/peerwire/internal/session"
 	"github.com/peerwire/peerwire/nettransport/libp2pqmux"
 	"github.com/peerwire/peerwire/nettransport/libp2pquic"
 )
@@ -194,3 +196,23 @@ func (s *scope) SetPeer(p peer.ID) error {
 }
 
 func (s *scope) Done() { s.r.record("done") }
+
+// dialRefusal dials a listener expected to refuse b and returns the refusal: the dial's
+// error, or, when the refusal came after the dial returned (the libp2p transports return at
+// the end of their own handshake), the cause the connection ended with.
+func dialRefusal(ctx context.Context, t testing.TB, b *node, addr ma.Multiaddr, id peer.ID) error {
+	t.Helper()
+	c, err := b.Dial(ctx, addr, id)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var sc session.Conn
+	require.True(t, c.As(&sc))
+	select {
+	case <-sc.Context().Done():
+		return context.Cause(sc.Context())
+	case <-ctx.Done():
+		return errors.New("the listener did not refuse the connection")
+	}
+}

@@ -301,9 +301,10 @@ func TestGaterInterceptAccept(t *testing.T) {
 		l := listen(t, a, k)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, err := b.Dial(ctx, l.Multiaddr(), a.id)
-		// Refused before the handshake: the TLS handshake fails at the ClientHello.
-		require.ErrorIs(t, err, session.ErrRejected)
+		// The listener refuses after the handshake, with the application close code
+		// CodeRejected (go-libp2p's QUIC transport also gates accepted connections after
+		// their handshake).
+		require.ErrorIs(t, dialRefusal(ctx, t, b, l.Multiaddr(), a.id), session.ErrRejected)
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		require.Len(t, g.accepted, 1)
@@ -396,8 +397,7 @@ func TestResourceManagerRefusals(t *testing.T) {
 			l := listen(t, a, k)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_, err := b.Dial(ctx, l.Multiaddr(), a.id)
-			require.ErrorIs(t, err, session.ErrRejected, "refused before the handshake")
+			require.ErrorIs(t, dialRefusal(ctx, t, b, l.Multiaddr(), a.id), session.ErrRejected)
 		})
 		t.Run("inbound peer", func(t *testing.T) {
 			r := &rcmgr{refuseSetPeer: true}
