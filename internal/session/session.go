@@ -64,7 +64,12 @@ type State struct {
 
 // Conn is an authenticated multiplexed connection. It is safe for concurrent use.
 //
-// A Conn is returned by a core only once both sides accepted each other's certificate.
+// A dialed Conn is returned once our own handshake is complete: we verified the peer, but
+// the listener may still refuse us. It then closes the connection and context.Cause of
+// Context is a *CloseError that matches *certs.RejectedByPeerError (errors.As: the listener
+// refused our certificate, a TLS certificate alert) or ErrRejected (errors.Is: its
+// application refused us, CodeRejected). The message layer (nettransport) waits for the
+// listener's explicit acceptance before handing a connection to its caller (docs/wire.md).
 type Conn interface {
 	// OpenStream opens a bidirectional stream, waiting for the peer's stream credit until ctx
 	// is done.
@@ -237,11 +242,12 @@ type Incoming interface {
 	// RemoteAddr is the address the attempt came from.
 	RemoteAddr() net.Addr
 	// Accept waits for the handshake (including the mutual certificate checks) and returns the
-	// connection. It returns a *certs.RejectError when our trust policy refused the peer, and a
-	// *certs.RejectedByPeerError when the peer refused our certificate.
+	// connection. It returns a *certs.RejectError when our trust policy refused the peer, a
+	// *certs.RejectedByPeerError when the peer refused our certificate, and an *ALPNError
+	// when no application protocol was negotiated.
 	Accept(ctx context.Context) (Conn, error)
-	// Reject refuses the attempt; the peer's dial fails (or, if its handshake had already
-	// completed, its connection closes with CodeRejected).
+	// Reject refuses the attempt: the handshake completes (our trust checks still apply),
+	// then the connection closes with CodeRejected, which the dialer reports as ErrRejected.
 	Reject() error
 }
 
@@ -251,7 +257,9 @@ type Core interface {
 	Name() string
 	// Listen binds addr ("host:port") and returns a listener.
 	Listen(addr string, cfg *Config) (Listener, error)
-	// Dial connects to addr and returns once both sides have accepted each other.
+	// Dial connects to addr and returns once our own handshake is complete (on QMux, also
+	// once the listener's transport parameters arrived); see Conn for a refusal that comes
+	// later.
 	Dial(ctx context.Context, addr string, cfg *Config) (Conn, error)
 	// Close releases the core's shared resources (sockets used for dialing). Listeners and
 	// connections are closed by their owners.
