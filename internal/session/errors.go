@@ -144,9 +144,9 @@ func (e *TimeoutError) Is(target error) bool {
 	return target == os.ErrDeadlineExceeded || target == context.DeadlineExceeded
 }
 
-// ErrRejected is returned by Incoming.Accept after Incoming.Reject, and by a dial whose peer
-// refused the connection attempt (its application rejected it, or it was not accepted in
-// time).
+// ErrRejected is returned by Incoming.Accept after Incoming.Reject, and reported by a dialer
+// whose listener's application refused the connection: it closed the connection with
+// CodeRejected (from Dial, or as the close cause of a connection Dial had returned).
 var ErrRejected = errors.New("connection refused by the peer's application")
 
 var (
