@@ -24,7 +24,7 @@ import (
 )
 
 // listen starts a core and a listener on loopback; both close when the test ends.
-func listen(t *testing.T, cfg *session.Config) (*Core, session.Listener) {
+func listen(t testing.TB, cfg *session.Config) (*Core, session.Listener) {
 	t.Helper()
 	core := New()
 	t.Cleanup(func() { _ = core.Close() })
@@ -35,7 +35,7 @@ func listen(t *testing.T, cfg *session.Config) (*Core, session.Listener) {
 }
 
 // connect dials and accepts one connection; everything closes when the test ends.
-func connect(t *testing.T, clientCfg, serverCfg *session.Config) (client, server session.Conn) {
+func connect(t testing.TB, clientCfg, serverCfg *session.Config) (client, server session.Conn) {
 	t.Helper()
 	core, ln := listen(t, serverCfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
