@@ -27,6 +27,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ import (
 	"time"
 
 	"github.com/peerwire/peerwire/certs"
+	"github.com/peerwire/peerwire/internal/qmux/wire"
 	"github.com/peerwire/peerwire/internal/session"
 )
 
@@ -436,20 +438,29 @@ func (in *incoming) Reject() error {
 }
 
 // refuse runs the server's handshake on tcp, then closes the QMux connection with
-// session.CodeRejected. Our transport parameters (the first frame, as the draft requires)
-// and the CONNECTION_CLOSE go in one record: never at 0.5-RTT, so that the dialer sees the
-// refusal as soon as it has the parameters.
+// session.CodeRejected: one record carrying our transport parameters (the first frame, as
+// the draft requires) and the CONNECTION_CLOSE, so that a dialer sees the refusal as soon as
+// it has the parameters. Then the close procedure of the draft: half-close, and discard what
+// arrives until the dialer's half-close, at most closeLinger.
 func (l *listener) refuse(tcp net.Conn) {
+	defer tcp.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Handshake())
 	defer cancel()
-	cfg := *l.cfg
-	cfg.DialEarly = false
-	tc := tls.Server(tcp, verifying(l.tls, &cfg, &verified{}, tcp.RemoteAddr()))
+	tc := tls.Server(tcp, verifying(l.tls, l.cfg, &verified{}, tcp.RemoteAddr()))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		_ = tcp.Close()
 		return
 	}
-	cn := newConn(tc, false, &cfg, session.State{})
-	_ = cn.CloseWithError(session.CodeRejected, "rejected")
-	<-cn.life.ended
+	rec, start := wire.BeginRecord(nil, 2)
+	rec = (&wire.TransportParametersFrame{Params: localParams(l.cfg)}).Append(rec)
+	rec = (&wire.ConnectionCloseFrame{IsApplication: true, ErrorCode: uint64(session.CodeRejected), Reason: []byte("rejected")}).Append(rec)
+	rec = wire.EndRecord(rec, start)
+	_ = tcp.SetDeadline(time.Now().Add(closeLinger))
+	if _, err := tc.Write(rec); err != nil {
+		return
+	}
+	_ = tc.CloseWrite()
+	if cw, ok := tcp.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, tc)
 }

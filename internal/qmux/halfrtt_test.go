@@ -802,6 +802,9 @@ func TestHalfRTTDialerRefused(t *testing.T) {
 		alert, ok := certs.PeerAlert(err)
 		require.True(t, ok, "not an alert: %v", err)
 		require.True(t, certs.IsCertificateAlert(alert), "alert %d", alert)
+		var rp *certs.RejectedByPeerError
+		require.ErrorAs(t, err, &rp, "the cause after Dial returned")
+		require.Equal(t, alert, rp.Alert)
 	} else {
 		var rp *certs.RejectedByPeerError
 		require.ErrorAs(t, err, &rp)
