@@ -1,17 +1,25 @@
 // Package qmux implements the session interface (internal/session) with QMux
 // (draft-ietf-quic-qmux-02): QUIC's stream layer — streams, flow control, stream limits,
 // resets, close — carried in records over TLS 1.3 over TCP, for networks where UDP is
-// blocked. The codec is in internal/qmux/wire.
+// blocked. The codec is in internal/qmux/wire; docs/qmux.md describes the design.
 //
-// TLS uses the same credentials, trust policy and verification as the QUIC core. The
-// application's ALPN is mapped to its QMux ALPN (see ALPN); the dialer treats the
-// listener's QX_TRANSPORT_PARAMETERS, which a listener sends only after verifying the
-// dialer's certificate, as its acceptance.
+// TLS uses the same credentials, trust policy and verification as the QUIC core
+// (certs.TrustPolicy.VerifyConnection: trust, then a negotiated ALPN). The application's
+// ALPN is mapped to its QMux ALPN (see ALPN). Dial returns once our handshake is complete
+// and the listener's QX_TRANSPORT_PARAMETERS arrived, as the draft requires before opening
+// streams. A listener may still refuse the dialer after that: with a certificate alert (the
+// connection's cause is then a *certs.RejectedByPeerError) or, after Incoming.Reject, with
+// CONNECTION_CLOSE and the application code session.CodeRejected (the cause matches
+// session.ErrRejected). Dial returns those errors itself when the refusal came first.
 //
 // A listener whose session.Config has DialEarly sends its QX_TRANSPORT_PARAMETERS at
-// 0.5-RTT instead, right after its TLS Finished (halfrtt.go): its dialers' Dial then returns
-// at the end of their own handshake, a round trip sooner, and a refusal of their certificate
-// arrives afterwards as a TLS alert that closes the connection.
+// 0.5-RTT, right after its TLS Finished (halfrtt.go): its dialers' Dial then returns at the
+// end of their own handshake, a round trip sooner.
+//
+// The connection's code is split by concern: conn.go (struct, construction, goroutines),
+// conn_recv.go (reading and handling frames), conn_send.go (building and writing records),
+// conn_flow.go (flow control), conn_streams.go (streams and stream limits), idle.go (idle
+// timeout, keep-alive, QX_PING), conn_close.go (closing), stream*.go (a stream's halves).
 package qmux
 
 import (
@@ -19,12 +27,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peerwire/peerwire/certs"
+	"github.com/peerwire/peerwire/internal/qmux/wire"
 	"github.com/peerwire/peerwire/internal/session"
 )
 
@@ -58,6 +69,15 @@ type Core struct {
 	closed bool
 	conns  map[*conn]struct{}
 	wg     sync.WaitGroup
+	// testHooks observe what production code does not report; nil in production.
+	testHooks *testHooks
+}
+
+// testHooks record, for tests, events that have no other observable trace. Set on a Core
+// before Listen.
+type testHooks struct {
+	halfRTTInjected    atomic.Int32 // records sent at 0.5-RTT (R0)
+	halfRTTResequenced atomic.Int32 // records sealed again one sequence number later
 }
 
 var _ session.Core = (*Core)(nil)
@@ -122,8 +142,8 @@ type verified struct {
 }
 
 // Dial implements session.Core: TCP, TLS 1.3 with mutual verification, then QMux; it
-// returns once the listener's transport parameters arrived, i.e. once it accepted us, or,
-// from a listener with DialEarly, which sends them at 0.5-RTT, at the end of our handshake.
+// returns once the listener's transport parameters arrived (bounded by the handshake
+// timeout).
 func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (session.Conn, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -141,7 +161,7 @@ func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (sess
 	}
 	raddr := tcp.RemoteAddr()
 	v := &verified{}
-	tc := tls.Client(newSockConn(tcp), verifying(certs.ClientConfig(cfg.Credential, cfg.Trust, alpn), cfg, v, raddr))
+	tc := tls.Client(tcp, verifying(certs.ClientConfig(cfg.Credential, cfg.Trust, alpn), cfg, v, raddr))
 	if err := tc.HandshakeContext(hctx); err != nil {
 		_ = tcp.Close()
 		return nil, handshakeError(ctx, hctx, err, v, raddr, cfg)
@@ -150,28 +170,35 @@ func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (sess
 	if err := c.track(cn); err != nil {
 		return nil, err
 	}
-	wait := time.NewTimer(cfg.AcceptWait())
-	defer wait.Stop()
-	wctx, wcancel := context.WithCancel(ctx)
-	defer wcancel()
-	go func() {
-		select {
-		case <-wait.C:
-			wcancel()
-		case <-wctx.Done():
-		}
-	}()
-	if err := cn.waitParams(wctx); err != nil {
+	err = cn.waitParams(hctx)
+	if err == nil {
+		// The listener's refusal may have come with its parameters (Reject sends both in one
+		// record).
+		err = refusal(context.Cause(cn.ctx))
+	}
+	if err != nil {
 		_ = cn.CloseWithError(session.CodeShutdown, "dial abandoned")
-		switch {
-		case ctx.Err() != nil:
-			return nil, fmt.Errorf("qmux dial %s: %w", addr, ctx.Err())
-		case wctx.Err() != nil:
-			return nil, fmt.Errorf("qmux dial %s: %w", addr, &session.TimeoutError{Op: "waiting for the peer to accept our certificate", After: cfg.AcceptWait()})
+		switch r := refusal(err); {
+		case r == session.ErrRejected:
+			return nil, fmt.Errorf("qmux %s: %w", raddr, r)
+		case r != nil:
+			return nil, r
 		}
 		return nil, handshakeError(ctx, hctx, err, v, raddr, cfg)
 	}
 	return cn, nil
+}
+
+// refusal returns the listener's refusal of us that err carries, or nil: a
+// *certs.RejectedByPeerError, or session.ErrRejected.
+func refusal(err error) error {
+	if rbp, ok := errors.AsType[*certs.RejectedByPeerError](err); ok {
+		return rbp
+	}
+	if errors.Is(err, session.ErrRejected) {
+		return session.ErrRejected
+	}
+	return nil
 }
 
 func (c *Core) start(tc *tls.Conn, client bool, cfg *session.Config, v *verified) *conn {
@@ -186,9 +213,12 @@ func (c *Core) start(tc *tls.Conn, client bool, cfg *session.Config, v *verified
 }
 
 // handshakeError explains a failed handshake: our refusal of the peer, the peer's refusal
-// of us (a certificate alert), no common ALPN, the application's rejection, or a timeout.
+// of us (a certificate alert), no common ALPN, or a timeout.
 func handshakeError(ctx, hctx context.Context, err error, v *verified, raddr net.Addr, cfg *session.Config) error {
 	if v.err != nil {
+		if errors.Is(v.err, certs.ErrNoApplicationProtocol) {
+			return &session.ALPNError{Offered: cfg.ALPN, PeerAddr: raddr}
+		}
 		return v.err
 	}
 	var ce *session.CloseError
@@ -201,8 +231,6 @@ func handshakeError(ctx, hctx context.Context, err error, v *verified, raddr net
 			return certs.NewRejectedByPeerError(cfg.Credential, raddr, alert, err)
 		case alert == 120: // no_application_protocol
 			return &session.ALPNError{Offered: cfg.ALPN, PeerAddr: raddr}
-		case alert == 80: // internal_error: the peer's application refused the attempt
-			return fmt.Errorf("qmux %s: %w", raddr, session.ErrRejected)
 		}
 	}
 	if errors.Is(err, certs.ErrNoApplicationProtocol) {
@@ -364,11 +392,9 @@ func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
 	raddr := in.tcp.RemoteAddr()
 	v := &verified{}
 	tcfg := verifying(l.tls, cfg, v, raddr)
-	// The socket under halfRTTConn: what sockConn keeps back for the writer goroutine is
-	// sealed records as they go on the wire, R0 and resealed records included.
-	var nc net.Conn = newSockConn(in.tcp)
+	nc := in.tcp
 	if l.halfRTT != nil {
-		nc = withHalfRTTParams(nc, tcfg, l.halfRTT)
+		nc = withHalfRTTParams(nc, tcfg, l.halfRTT, l.core.testHooks)
 	}
 	tc := tls.Server(nc, tcfg)
 	if err := tc.HandshakeContext(hctx); err != nil {
@@ -386,9 +412,10 @@ func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
 	return cn, nil
 }
 
-// Reject refuses the attempt: a TLS handshake that fails at the ClientHello with
-// internal_error, which the dialer reports as session.ErrRejected. It runs in the
-// background, bounded by the handshake timeout.
+// Reject refuses the attempt, in the background: the TLS handshake completes (our trust
+// checks still run, and a dialer we do not trust gets a certificate alert), then the
+// connection closes with session.CodeRejected, which the dialer reports as
+// session.ErrRejected. It is bounded by the handshake timeout and closeLinger.
 func (in *incoming) Reject() error {
 	if !in.decide() {
 		return nil
@@ -405,15 +432,35 @@ func (in *incoming) Reject() error {
 	l.mu.Unlock()
 	go func() {
 		defer l.wg.Done()
-		defer in.tcp.Close()
-		_ = in.tcp.SetDeadline(time.Now().Add(l.cfg.Handshake()))
-		refuse := &tls.Config{
-			MinVersion: tls.VersionTLS13,
-			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-				return nil, session.ErrRejected
-			},
-		}
-		_ = tls.Server(in.tcp, refuse).Handshake()
+		l.refuse(in.tcp)
 	}()
 	return nil
+}
+
+// refuse runs the server's handshake on tcp, then closes the QMux connection with
+// session.CodeRejected: one record carrying our transport parameters (the first frame, as
+// the draft requires) and the CONNECTION_CLOSE, so that a dialer sees the refusal as soon as
+// it has the parameters. Then the close procedure of the draft: half-close, and discard what
+// arrives until the dialer's half-close, at most closeLinger.
+func (l *listener) refuse(tcp net.Conn) {
+	defer tcp.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Handshake())
+	defer cancel()
+	tc := tls.Server(tcp, verifying(l.tls, l.cfg, &verified{}, tcp.RemoteAddr()))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return
+	}
+	rec, start := wire.BeginRecord(nil, 2)
+	rec = (&wire.TransportParametersFrame{Params: localParams(l.cfg)}).Append(rec)
+	rec = (&wire.ConnectionCloseFrame{IsApplication: true, ErrorCode: uint64(session.CodeRejected), Reason: []byte("rejected")}).Append(rec)
+	rec = wire.EndRecord(rec, start)
+	_ = tcp.SetDeadline(time.Now().Add(closeLinger))
+	if _, err := tc.Write(rec); err != nil {
+		return
+	}
+	_ = tc.CloseWrite()
+	if cw, ok := tcp.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, tc)
 }

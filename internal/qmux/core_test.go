@@ -24,9 +24,10 @@ import (
 )
 
 // listen starts a core and a listener on loopback; both close when the test ends.
-func listen(t *testing.T, cfg *session.Config) (*Core, session.Listener) {
+func listen(t testing.TB, cfg *session.Config) (*Core, session.Listener) {
 	t.Helper()
 	core := New()
+	core.testHooks = &testHooks{}
 	t.Cleanup(func() { _ = core.Close() })
 	ln, err := core.Listen("127.0.0.1:0", cfg)
 	require.NoError(t, err)
@@ -35,7 +36,14 @@ func listen(t *testing.T, cfg *session.Config) (*Core, session.Listener) {
 }
 
 // connect dials and accepts one connection; everything closes when the test ends.
-func connect(t *testing.T, clientCfg, serverCfg *session.Config) (client, server session.Conn) {
+func connect(t testing.TB, clientCfg, serverCfg *session.Config) (client, server session.Conn) {
+	t.Helper()
+	_, client, server = connectCore(t, clientCfg, serverCfg)
+	return client, server
+}
+
+// connectCore is connect, also returning the core (both ends use it).
+func connectCore(t testing.TB, clientCfg, serverCfg *session.Config) (core *Core, client, server session.Conn) {
 	t.Helper()
 	core, ln := listen(t, serverCfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -60,7 +68,7 @@ func connect(t *testing.T, clientCfg, serverCfg *session.Config) (client, server
 	r := <-accepted
 	require.NoError(t, r.err)
 	t.Cleanup(func() { _ = r.c.CloseWithError(0, "") })
-	return client, r.c
+	return core, client, r.c
 }
 
 func TestALPNMapping(t *testing.T) {
@@ -371,6 +379,6 @@ func TestCoreForgetsEndedConnections(t *testing.T) {
 	require.Zero(t, conns())
 	for _, c := range open[1:] {
 		require.Error(t, c.Context().Err(), "Close ended the connection")
-		<-c.(*conn).ended
+		<-c.(*conn).life.ended
 	}
 }

@@ -114,7 +114,7 @@ func TestWriteRespectsPeerStreamLimit(t *testing.T) {
 		p.handshake(tp)
 		s := open(t, p.c)
 		id := uint64(s.StreamID())
-		data := pattern(copyLimit+2000, 9) // large: not buffered, Write waits for the credit
+		data := pattern(sendBufferSize+2000, 9) // more than the send buffer: Write waits for the credit
 		done := make(chan error, 1)
 		go func() {
 			_, err := s.Write(data)

@@ -12,10 +12,10 @@ package qmux
 //
 //  1. A per-connection Config.KeyLogWriter captures server_application_traffic_secret_0,
 //     which crypto/tls logs in sendServerFinished, after queueing its Finished and before
-//     flushing the flight ServerHello..Finished; the ServerHello the wrapper saw earlier gives
-//     the cipher suite.
-//  2. When that flight is written, the wrapper appends one application_data record of its own,
-//     R0, sealed with the application keys at sequence number 0, carrying exactly the record
+//     flushing the flight ServerHello..Finished in one write; the ServerHello the wrapper
+//     sees in that write gives the cipher suite.
+//  2. That write, and only that one, gets one application_data record of ours appended, R0,
+//     sealed with the application keys at sequence number 0, carrying exactly the record
 //     the conn will write first: our QX_TRANSPORT_PARAMETERS alone (paramsRecord).
 //  3. crypto/tls does not know about R0: its counter is one behind the wire. The conn's first
 //     write, after the handshake, is that same record; sealed with the same key, nonce,
@@ -25,13 +25,15 @@ package qmux
 //     exists) is decrypted and sealed again one sequence number later, so the dialer still
 //     reads the alert.
 //
-// Where crypto/tls does not behave as assumed, the wrapper falls back or fails closed.
-// Without a ServerHello, a TLS 1.3 suite the wrapper knows, or a flight that ends on a record
-// boundary, nothing is injected: the parameters go out after the handshake, as without
-// DialEarly. After R0, a record that cannot be reconciled (a first application record that is
-// not our parameters, a post-handshake handshake message such as a session ticket or a key
-// update) fails the write with errHalfRTT, so the connection ends instead of carrying a
-// corrupted stream.
+// The wrapper fails closed wherever crypto/tls does not behave as assumed: the connection
+// ends with errHalfRTT, and no record is ever sealed at a sequence number crypto/tls uses
+// too. The secret logged in a write that does not carry the ServerHello and whole records
+// (a flight split across writes), or after the write that carried the ServerHello (a
+// crypto/tls that logs after flushing), fails the handshake, R0 never sealed. After R0, a
+// record that cannot be reconciled (a first application record that is not our parameters,
+// a post-handshake handshake message such as a session ticket or a key update) fails the
+// write. Only a cipher suite the wrapper does not know leaves R0 out with nothing at risk:
+// the parameters then go out after the handshake, as without DialEarly.
 //
 // The parameters are not secret; like any 0.5-RTT data they go to a client that is not
 // authenticated yet, and they are the only thing sent early.
@@ -74,24 +76,6 @@ const (
 // errHalfRTT reports TLS writes that the 0.5-RTT parameters cannot be reconciled with.
 var errHalfRTT = errors.New("qmux: TLS records after the 0.5-RTT transport parameters do not match them")
 
-// listenerParams are the transport parameters newConn gives a conn for cfg. A listener needs
-// them before its handshake to send them at 0.5-RTT; they must equal newConn's (c.local),
-// which TestHalfRTTRecordIsTheConnsFirstWrite checks. A drift would not corrupt a
-// connection: the wrapper would see a first record other than R0 and fail closed.
-func listenerParams(cfg *session.Config) wire.TransportParameters {
-	connWindow := min(initialConnWindow, cfg.ConnectionWindow())
-	streamWin := min(initialStreamWindow, cfg.StreamWindow())
-	return wire.TransportParameters{
-		MaxIdleTimeout:                 cfg.Idle(),
-		InitialMaxData:                 connWindow,
-		InitialMaxStreamDataBidiLocal:  streamWin,
-		InitialMaxStreamDataBidiRemote: streamWin,
-		InitialMaxStreamDataUni:        streamWin,
-		InitialMaxStreamsBidi:          uint64(cfg.IncomingStreams()),
-		InitialMaxStreamsUni:           uint64(cfg.IncomingUniStreams()),
-	}
-}
-
 // paramsRecord is the QMux record fillLocked writes first: QX_TRANSPORT_PARAMETERS alone,
 // with a 2-byte Size.
 func paramsRecord(p wire.TransportParameters) []byte {
@@ -108,12 +92,12 @@ func halfRTT(client bool, cfg *session.Config) bool { return !client && cfg.Dial
 // (the conn's first record, paramsRecord) at 0.5-RTT, and sets tc.KeyLogWriter for it. tc
 // must be the connection's own clone of the server config. It returns tcp itself, and
 // leaves tc alone, when tc could resume sessions (a ticket sent with the flight would take
-// R0's sequence number) or allows a TLS version other than 1.3.
-func withHalfRTTParams(tcp net.Conn, tc *tls.Config, record []byte) net.Conn {
+// R0's sequence number) or allows a TLS version other than 1.3. hooks is nil in production.
+func withHalfRTTParams(tcp net.Conn, tc *tls.Config, record []byte, hooks *testHooks) net.Conn {
 	if !tc.SessionTicketsDisabled || tc.MinVersion != tls.VersionTLS13 {
 		return tcp
 	}
-	h := &halfRTTConn{Conn: tcp, params: record}
+	h := &halfRTTConn{Conn: tcp, params: record, hooks: hooks}
 	tc.KeyLogWriter = &halfRTTKeyLog{h: h, next: tc.KeyLogWriter}
 	return h
 }
@@ -130,7 +114,9 @@ func (k *halfRTTKeyLog) Write(line []byte) (int, error) {
 	f := bytes.Fields(line)
 	if len(f) == 3 && string(f[0]) == keyLogServerTraffic {
 		if secret, err := hex.DecodeString(string(f[2])); err == nil {
-			k.h.setSecret(secret)
+			if err := k.h.setSecret(secret); err != nil {
+				return 0, err // crypto/tls aborts the handshake
+			}
 		}
 	}
 	if k.next != nil {
@@ -153,30 +139,38 @@ const (
 // writes; mu guards against anything else.
 type halfRTTConn struct {
 	net.Conn
-	params []byte // R0's plaintext: the conn's first record
+	params []byte     // R0's plaintext: the conn's first record
+	hooks  *testHooks // nil in production
 
-	mu      sync.Mutex
-	phase   halfRTTPhase
-	suite   uint16 // from the ServerHello
-	secret  []byte // server_application_traffic_secret_0
-	pending []byte // an incomplete record, completed by the next Write
-	prot    *recordProtection
-	r0      []byte
-	seq     uint64 // crypto/tls's sequence number of its next record, while offset
-	dropped bool   // crypto/tls's copy of the parameters was removed
-	err     error
-
-	// For tests: R0 was sent; how many records were sealed again.
-	injected    bool
-	resequenced int
+	mu        sync.Mutex
+	phase     halfRTTPhase
+	suite     uint16 // from the ServerHello
+	helloSent bool   // a write carrying the ServerHello went out without R0
+	secret    []byte // server_application_traffic_secret_0
+	pending   []byte // an incomplete record, completed by the next Write
+	prot      *recordProtection
+	r0        []byte
+	seq       uint64 // crypto/tls's sequence number of its next record, while offset
+	dropped   bool   // crypto/tls's copy of the parameters was removed
+	err       error
 }
 
-func (h *halfRTTConn) setSecret(secret []byte) {
+// setSecret takes the secret crypto/tls logged. Logged after the write that carried the
+// ServerHello, it is too late for R0 to follow the Finished in that write: the handshake
+// fails.
+func (h *halfRTTConn) setSecret(secret []byte) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.phase == phaseHandshake && h.secret == nil {
-		h.secret = secret
+	switch {
+	case h.phase == phaseFailed:
+		return h.err
+	case h.phase != phaseHandshake || h.secret != nil:
+		return nil
+	case h.helloSent:
+		return h.fail("the application secret was logged after the ServerHello's flight was written")
 	}
+	h.secret = secret
+	return nil
 }
 
 // CloseWrite half-closes the TCP connection (conn.shutdown reaches it through
@@ -199,25 +193,35 @@ func (h *halfRTTConn) Write(p []byte) (int, error) {
 	case phaseOffset:
 		return h.writeOffset(p)
 	}
-	h.scanHandshake(p)
+	hello := h.scanHandshake(p)
 	if h.secret == nil {
+		if hello {
+			h.helloSent = true // a secret logged from now on fails the handshake
+		}
 		return h.Conn.Write(p)
 	}
-	// crypto/tls logged the application secret while it built this flight, which ends with
-	// its Finished: R0 follows it, in the same write.
+	// crypto/tls logged the application secret while it built the flight that ends with its
+	// Finished: R0 follows it, in the same write, or not at all.
+	if !hello || len(h.pending) > 0 {
+		return 0, h.fail("the application secret was logged, but this write does not carry the whole ServerHello..Finished flight")
+	}
 	r0, err := h.sealR0()
 	if err != nil {
-		h.direct() // the parameters go out after the handshake, as without 0.5-RTT
+		h.direct() // an unknown suite: the parameters go out after the handshake
 		return h.Conn.Write(p)
 	}
-	h.r0, h.injected, h.phase = r0, true, phaseOffset
+	h.r0, h.phase = r0, phaseOffset
+	if h.hooks != nil {
+		h.hooks.halfRTTInjected.Add(1)
+	}
 	n, err := h.Conn.Write(append(append(make([]byte, 0, len(p)+len(r0)), p...), r0...))
 	return min(n, len(p)), err
 }
 
 // scanHandshake follows the records of the server's flights (plaintext ServerHello, then
-// encrypted records) and takes the cipher suite from the ServerHello.
-func (h *halfRTTConn) scanHandshake(p []byte) {
+// encrypted records), takes the cipher suite from the ServerHello, and reports whether p
+// completed a ServerHello record (a HelloRetryRequest is not one).
+func (h *halfRTTConn) scanHandshake(p []byte) (hello bool) {
 	h.pending = append(h.pending, p...)
 	rest := h.pending
 	for len(rest) >= recordHeaderLen {
@@ -227,12 +231,20 @@ func (h *halfRTTConn) scanHandshake(p []byte) {
 		}
 		if rest[0] == recordTypeHandshake {
 			if suite, ok := serverHelloSuite(rest[recordHeaderLen:n]); ok {
-				h.suite = suite
+				h.suite, hello = suite, true
 			}
 		}
 		rest = rest[n:]
 	}
 	h.pending = append(h.pending[:0], rest...)
+	return hello
+}
+
+// helloRetryRequestRandom is the Random of a HelloRetryRequest, which has the ServerHello's
+// format (RFC 8446 §4.1.3): SHA-256 of "HelloRetryRequest".
+var helloRetryRequestRandom = [32]byte{
+	0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+	0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 }
 
 // serverHelloSuite returns the cipher suite of a ServerHello (RFC 8446 §4.1.3) at the start
@@ -243,6 +255,9 @@ func serverHelloSuite(b []byte) (uint16, bool) {
 	if len(b) < 4+2+32+1 || b[0] != handshakeTypeServerHello {
 		return 0, false
 	}
+	if bytes.Equal(b[4+2:4+2+32], helloRetryRequestRandom[:]) {
+		return 0, false
+	}
 	off := 4 + 2 + 32
 	off += 1 + int(b[off])
 	if len(b) < off+2 {
@@ -251,13 +266,8 @@ func serverHelloSuite(b []byte) (uint16, bool) {
 	return binary.BigEndian.Uint16(b[off:]), true
 }
 
+// sealR0 seals R0 for the suite of the ServerHello, at sequence number 0.
 func (h *halfRTTConn) sealR0() ([]byte, error) {
-	if h.suite == 0 {
-		return nil, errors.New("no ServerHello seen")
-	}
-	if len(h.pending) > 0 {
-		return nil, errors.New("the flight does not end on a record boundary")
-	}
 	prot, err := newRecordProtection(h.suite, h.secret)
 	if err != nil {
 		return nil, err
@@ -350,7 +360,9 @@ func (h *halfRTTConn) reconcile(rec []byte) ([]byte, error) {
 	}
 	out := h.prot.seal(nil, h.seq+1, typ, data)
 	h.seq++
-	h.resequenced++
+	if h.hooks != nil {
+		h.hooks.halfRTTResequenced.Add(1)
+	}
 	return out, nil
 }
 
@@ -461,5 +473,5 @@ func halfRTTRecord(cfg *session.Config) []byte {
 	if !halfRTT(false, cfg) {
 		return nil
 	}
-	return paramsRecord(listenerParams(cfg))
+	return paramsRecord(localParams(cfg))
 }

@@ -192,16 +192,18 @@ type scripted struct {
 	tcp    *captureConn
 	prot   *recordProtection // the application keys, as crypto/tls and the client have them
 	params []byte
+	hooks  *testHooks
 }
 
 // newScripted plays a server handshake through the wrapper up to the flight with Finished,
 // and checks that R0 followed it.
 func newScripted(t *testing.T, suite uint16) *scripted {
 	t.Helper()
-	params := paramsRecord(listenerParams(testConfig()))
+	params := paramsRecord(localParams(testConfig()))
 	tcp := &captureConn{}
 	tc := &tls.Config{MinVersion: tls.VersionTLS13, SessionTicketsDisabled: true}
-	nc := withHalfRTTParams(tcp, tc, params)
+	hooks := &testHooks{}
+	nc := withHalfRTTParams(tcp, tc, params, hooks)
 	h, ok := nc.(*halfRTTConn)
 	require.True(t, ok)
 
@@ -232,7 +234,7 @@ func newScripted(t *testing.T, suite uint16) *scripted {
 	require.Equal(t, byte(recordTypeApplicationData), typ)
 	require.Equal(t, params, data)
 	require.Equal(t, 1, tcp.writes, "the flight and R0 in one write")
-	return &scripted{t: t, h: h, tcp: tcp, prot: prot, params: params}
+	return &scripted{t: t, h: h, tcp: tcp, prot: prot, params: params, hooks: hooks}
 }
 
 // write is crypto/tls writing bytes.
@@ -271,7 +273,7 @@ func TestHalfRTTDropsTheParametersRecord(t *testing.T) {
 			require.Equal(t, next, s.tcp.take())
 			require.Equal(t, phaseDirect, s.h.phase)
 			require.Nil(t, s.h.prot, "keys forgotten")
-			require.Zero(t, s.h.resequenced)
+			require.Zero(t, s.hooks.halfRTTResequenced.Load())
 		})
 	}
 }
@@ -304,7 +306,7 @@ func TestHalfRTTParametersWithMoreData(t *testing.T) {
 	require.Equal(t, []byte{recordTypeApplicationData, recordTypeAlert}, typs)
 	require.Equal(t, [][]byte{[]byte("close"), {1, 0}}, datas)
 	require.Equal(t, phaseOffset, s.h.phase)
-	require.Equal(t, 2, s.h.resequenced)
+	require.EqualValues(t, 2, s.hooks.halfRTTResequenced.Load())
 }
 
 func TestHalfRTTFailsClosed(t *testing.T) {
@@ -340,48 +342,141 @@ func TestHalfRTTFailsClosed(t *testing.T) {
 }
 
 func TestHalfRTTNotInjected(t *testing.T) {
-	params := paramsRecord(listenerParams(testConfig()))
-	logSecret := func(tc *tls.Config) {
-		_, err := fmt.Fprintf(tc.KeyLogWriter, "%s %x %x\n", keyLogServerTraffic, make([]byte, 32), make([]byte, 32))
-		require.NoError(t, err)
-	}
-	for name, flight := range map[string][]byte{
-		"no ServerHello": {0x17, 3, 3, 0, 1, 0},
-		"TLS 1.2 suite":  serverHello(tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
-		"partial record": append(serverHello(tls.TLS_AES_128_GCM_SHA256), 0x17, 3, 3, 0, 9, 1),
-	} {
-		t.Run(name, func(t *testing.T) {
-			tcp := &captureConn{}
-			tc := &tls.Config{MinVersion: tls.VersionTLS13, SessionTicketsDisabled: true}
-			h := withHalfRTTParams(tcp, tc, params).(*halfRTTConn)
-			logSecret(tc)
-			_, err := h.Write(flight)
-			require.NoError(t, err)
-			require.Equal(t, flight, tcp.take(), "the flight alone")
-			require.Equal(t, phaseDirect, h.phase)
-			require.False(t, h.injected)
-			rec := []byte{0x17, 3, 3, 0, 1, 7}
-			_, err = h.Write(rec)
-			require.NoError(t, err)
-			require.Equal(t, rec, tcp.take(), "later writes pass through")
-		})
-	}
+	// A suite the wrapper cannot seal with: nothing is at risk, the parameters go out after
+	// the handshake.
+	params := paramsRecord(localParams(testConfig()))
+	tcp := &captureConn{}
+	tc := &tls.Config{MinVersion: tls.VersionTLS13, SessionTicketsDisabled: true}
+	hooks := &testHooks{}
+	h := withHalfRTTParams(tcp, tc, params, hooks).(*halfRTTConn)
+	_, err := fmt.Fprintf(tc.KeyLogWriter, "%s %x %x\n", keyLogServerTraffic, make([]byte, 32), make([]byte, 32))
+	require.NoError(t, err)
+	flight := serverHello(tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+	_, err = h.Write(flight)
+	require.NoError(t, err)
+	require.Equal(t, flight, tcp.take(), "the flight alone")
+	require.Equal(t, phaseDirect, h.phase)
+	require.Zero(t, hooks.halfRTTInjected.Load())
+	rec := []byte{0x17, 3, 3, 0, 1, 7}
+	_, err = h.Write(rec)
+	require.NoError(t, err)
+	require.Equal(t, rec, tcp.take(), "later writes pass through")
 
 	// A config that could send session tickets, or negotiate TLS 1.2, gets no wrapper.
-	tcp := &captureConn{}
 	for _, tc := range []*tls.Config{
 		{MinVersion: tls.VersionTLS13},
 		{MinVersion: tls.VersionTLS12, SessionTicketsDisabled: true},
 	} {
-		require.Same(t, net.Conn(tcp), withHalfRTTParams(tcp, tc, params))
+		require.Same(t, net.Conn(tcp), withHalfRTTParams(tcp, tc, params, nil))
 		require.Nil(t, tc.KeyLogWriter)
 	}
 }
 
+// TestHalfRTTFailsClosedOnTheFlight: R0 goes only into the write that carries the whole
+// flight ServerHello..Finished, with the secret logged before it. Any other order (the
+// secret logged after that write, as a crypto/tls that logs after flushing would; a flight
+// split across writes; a write without the ServerHello) fails the connection, and nothing
+// is injected: no record is ever sealed at a sequence number crypto/tls will use.
+func TestHalfRTTFailsClosedOnTheFlight(t *testing.T) {
+	hello := serverHello(tls.TLS_AES_128_GCM_SHA256)
+	encrypted := []byte{0x17, 3, 3, 0, 4, 1, 2, 3, 4} // opaque handshake records
+	for name, script := range map[string][]string{
+		"secret logged after the flight":  {"write hello+encrypted", "log"},
+		"flight split, secret before":     {"log", "write hello+partial", "write rest"},
+		"flight split, secret in between": {"write hello", "log", "write encrypted"},
+		"secret logged, no ServerHello":   {"log", "write encrypted"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			params := paramsRecord(localParams(testConfig()))
+			tcp := &captureConn{}
+			tc := &tls.Config{MinVersion: tls.VersionTLS13, SessionTicketsDisabled: true}
+			hooks := &testHooks{}
+			h := withHalfRTTParams(tcp, tc, params, hooks).(*halfRTTConn)
+			var failed error
+			for _, step := range script {
+				var err error
+				switch step {
+				case "log":
+					_, err = fmt.Fprintf(tc.KeyLogWriter, "%s %x %x\n", keyLogServerTraffic, make([]byte, 32), make([]byte, 32))
+				case "write hello+encrypted":
+					_, err = h.Write(append(append([]byte(nil), hello...), encrypted...))
+				case "write hello+partial":
+					_, err = h.Write(append(append([]byte(nil), hello...), encrypted[:7]...))
+				case "write rest":
+					_, err = h.Write(encrypted[7:])
+				case "write hello":
+					_, err = h.Write(hello)
+				case "write encrypted":
+					_, err = h.Write(encrypted)
+				}
+				if err != nil {
+					failed = err
+					break
+				}
+			}
+			require.ErrorIs(t, failed, errHalfRTT)
+			require.Equal(t, phaseFailed, h.phase)
+			require.Zero(t, hooks.halfRTTInjected.Load(), "nothing injected")
+			require.Nil(t, h.prot, "R0 never sealed")
+			// Whatever crypto/tls writes next (its alert, the conn's records) fails too.
+			_, err := h.Write([]byte{0x17, 3, 3, 0, 1, 0})
+			require.ErrorIs(t, err, errHalfRTT)
+			for _, b := range bytes.SplitAfter(tcp.take(), nil) {
+				require.NotContains(t, string(b), string(params))
+			}
+		})
+	}
+}
+
+// TestHalfRTTFailsClosedOverTLS: with a real crypto/tls server whose key log reaches the
+// wrapper only after the flight went out (as a crypto/tls that logs after flushing would
+// have it), nothing is sent at 0.5-RTT, the late secret is refused, and the server's next
+// write fails instead of carrying a record at a reused sequence number.
+func TestHalfRTTFailsClosedOverTLS(t *testing.T) {
+	cc, sc := halfRTTConfigs(t)
+	ours, theirs := net.Pipe()
+	tcfg := certs.ServerConfig(sc.Credential, sc.Trust, []string{ALPN("test")}).Clone()
+	hooks := &testHooks{}
+	h := withHalfRTTParams(ours, tcfg, halfRTTRecord(sc), hooks).(*halfRTTConn)
+	logged := tcfg.KeyLogWriter
+	var held [][]byte // every key log line, held back until the handshake is over
+	tcfg.KeyLogWriter = writerFunc(func(p []byte) (int, error) {
+		held = append(held, append([]byte(nil), p...))
+		return len(p), nil
+	})
+	server := tls.Server(h, tcfg)
+	client := tls.Client(theirs, certs.ClientConfig(cc.Credential, cc.Trust, []string{ALPN("test")}))
+	clientRead := make(chan error, 1)
+	go func() {
+		err := client.Handshake()
+		if err == nil {
+			_, err = client.Read(make([]byte, 1)) // nothing may arrive
+		}
+		clientRead <- err
+	}()
+	require.NoError(t, server.Handshake())
+	var err error
+	for _, line := range held {
+		if _, err = logged.Write(line); err != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, err, errHalfRTT, "the late secret is refused")
+	_, err = server.Write(halfRTTRecord(sc))
+	require.ErrorIs(t, err, errHalfRTT, "and the connection fails")
+	_ = ours.Close()
+	require.ErrorIs(t, <-clientRead, io.EOF, "the client received no application data")
+	require.Zero(t, hooks.halfRTTInjected.Load())
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
 func TestHalfRTTKeyLogPassesLinesOn(t *testing.T) {
 	var seen bytes.Buffer
 	tc := &tls.Config{MinVersion: tls.VersionTLS13, SessionTicketsDisabled: true, KeyLogWriter: &seen}
-	h := withHalfRTTParams(&captureConn{}, tc, nil).(*halfRTTConn)
+	h := withHalfRTTParams(&captureConn{}, tc, nil, nil).(*halfRTTConn)
 	line := fmt.Sprintf("%s %x %x\n", keyLogServerTraffic, make([]byte, 32), []byte("0123456789abcdef0123456789abcdef"))
 	_, err := io.WriteString(tc.KeyLogWriter, line)
 	require.NoError(t, err)
@@ -403,7 +498,7 @@ func TestHalfRTTRecordIsTheConnsFirstWrite(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				c, nc := startConn(t, cfg, false)
-				require.Equal(t, listenerParams(cfg), c.local)
+				require.Equal(t, localParams(cfg), c.local)
 				// The peer's parameters and a ping could be packed with ours in one record;
 				// they must not be.
 				var tp []byte
@@ -546,11 +641,12 @@ func TestHalfRTTStandardClientReadsParameters(t *testing.T) {
 	}
 
 	release()
-	_, err = tc.Write(paramsRecord(listenerParams(cc)))
+	_, err = tc.Write(paramsRecord(localParams(cc)))
 	require.NoError(t, err)
 	r := <-accepted
 	require.NoError(t, r.err)
 	h := r.c.(*conn).nc.(*tls.Conn).NetConn().(*halfRTTConn)
+	hooks := h.hooks
 
 	// The listener opens a stream: the next thing the client reads is its data.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -578,9 +674,9 @@ func TestHalfRTTStandardClientReadsParameters(t *testing.T) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	require.True(t, h.injected)
+	require.EqualValues(t, 1, hooks.halfRTTInjected.Load())
 	require.Equal(t, phaseDirect, h.phase)
-	require.Zero(t, h.resequenced)
+	require.Zero(t, hooks.halfRTTResequenced.Load())
 }
 
 // TestHalfRTTChaCha20 runs TestHalfRTTStandardClientReadsParameters in a process in which
@@ -630,7 +726,7 @@ func TestHalfRTTOpenSSL(t *testing.T) {
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			require.NoError(t, cmd.Start())
 			// Our parameters as the client's, then keep stdin open until the listener closes.
-			_, err = stdin.Write(paramsRecord(listenerParams(cc)))
+			_, err = stdin.Write(paramsRecord(localParams(cc)))
 			require.NoError(t, err)
 			r := <-accepted
 			if r.err != nil {
@@ -706,6 +802,9 @@ func TestHalfRTTDialerRefused(t *testing.T) {
 		alert, ok := certs.PeerAlert(err)
 		require.True(t, ok, "not an alert: %v", err)
 		require.True(t, certs.IsCertificateAlert(alert), "alert %d", alert)
+		var rp *certs.RejectedByPeerError
+		require.ErrorAs(t, err, &rp, "the cause after Dial returned")
+		require.Equal(t, alert, rp.Alert)
 	} else {
 		var rp *certs.RejectedByPeerError
 		require.ErrorAs(t, err, &rp)
@@ -738,7 +837,7 @@ func TestHalfRTTDial(t *testing.T) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	require.True(t, h.injected)
+	require.EqualValues(t, 1, h.hooks.halfRTTInjected.Load())
 	require.Equal(t, phaseDirect, h.phase)
 }
 

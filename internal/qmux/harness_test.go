@@ -86,7 +86,7 @@ func startConn(t testing.TB, cfg *session.Config, client bool) (*conn, net.Conn)
 	t.Cleanup(func() {
 		_ = theirs.Close()
 		_ = c.CloseWithError(0, "")
-		<-c.ended
+		<-c.life.ended
 	})
 	return c, theirs
 }
@@ -122,7 +122,7 @@ func (p *peer) close() {
 	p.closeOnce.Do(func() {
 		_ = p.nc.Close()
 		_ = p.c.CloseWithError(0, "")
-		<-p.c.ended
+		<-p.c.life.ended
 		<-p.done
 	})
 }

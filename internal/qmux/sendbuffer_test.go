@@ -49,7 +49,7 @@ func TestSendBufferBoundsWrites(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, s, id := blockedStream(t, 0)
 		chunk := make([]byte, 16<<10)
-		for range sendBuffer / len(chunk) {
+		for range sendBufferSize / len(chunk) {
 			_, err := s.Write(chunk)
 			require.NoError(t, err)
 		}
@@ -112,12 +112,12 @@ func TestBufferedAndLargeWritesKeepOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, s, id := blockedStream(t, 0)
 		small := pattern(100, 1)
-		large := pattern(copyLimit+10, 2)
+		large := pattern(sendBufferSize+10, 2)
 		_, err := s.Write(small)
 		require.NoError(t, err)
 		done := make(chan error, 1)
 		go func() {
-			_, err := s.Write(large) // waits for the buffer to empty, then goes uncopied
+			_, err := s.Write(large) // more than the buffer holds: waits for room
 			done <- err
 		}()
 		synctest.Wait()

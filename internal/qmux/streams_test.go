@@ -90,7 +90,7 @@ func TestStopSendingAnsweredWithResetStream(t *testing.T) {
 		var n int
 		go func() {
 			var err error
-			n, err = s.Write(make([]byte, copyLimit+2000)) // large: blocks after 1000 bytes
+			n, err = s.Write(make([]byte, sendBufferSize+2000)) // more than the buffer: blocks
 			done <- err
 		}()
 		synctest.Wait()
@@ -99,7 +99,7 @@ func TestStopSendingAnsweredWithResetStream(t *testing.T) {
 		require.Equal(t, &wire.ResetStreamFrame{StreamID: id, ErrorCode: 0x33, FinalSize: 1000}, rs)
 		err := <-done
 		require.Equal(t, &session.StreamResetError{StreamID: int64(id), Code: 0x33, Remote: true}, err)
-		require.Equal(t, 1000, n, "Write reports the bytes that went out")
+		require.Equal(t, sendBufferSize+1000, n, "Write reports the bytes it took: 1000 sent, a full buffer dropped by the reset")
 		_, err = s.Write([]byte("more"))
 		require.Equal(t, &session.StreamResetError{StreamID: int64(id), Code: 0x33, Remote: true}, err)
 	})
@@ -135,13 +135,13 @@ func TestCancelWriteUnblocksWrite(t *testing.T) {
 		}
 		done := make(chan result, 1)
 		go func() {
-			n, err := s.Write(make([]byte, copyLimit+2000))
+			n, err := s.Write(make([]byte, sendBufferSize+2000))
 			done <- result{n, err}
 		}()
 		synctest.Wait()
 		s.CancelWrite(1)
 		r := <-done
-		require.Equal(t, 1000, r.n)
+		require.Equal(t, sendBufferSize+1000, r.n, "1000 bytes sent, a full buffer dropped")
 		require.Equal(t, &session.StreamResetError{StreamID: s.StreamID(), Code: 1}, r.err)
 		rs := expectFrame[*wire.ResetStreamFrame](p, nil)
 		require.Equal(t, uint64(1000), rs.FinalSize)
@@ -296,14 +296,14 @@ func TestWriteDeadline(t *testing.T) {
 		s := open(t, p.c)
 		start := time.Now()
 		require.NoError(t, s.SetWriteDeadline(start.Add(time.Second)))
-		n, err := s.Write(make([]byte, copyLimit+2000))
-		require.Equal(t, 1000, n)
+		n, err := s.Write(make([]byte, sendBufferSize+2000))
+		require.Equal(t, sendBufferSize+1000, n, "1000 bytes sent and a full buffer")
 		require.Equal(t, &session.TimeoutError{Op: "stream write deadline"}, err)
 		require.Equal(t, time.Second, time.Since(start))
 		// The stream stays usable: more credit, no deadline, the write goes through.
 		require.NoError(t, s.SetWriteDeadline(time.Time{}))
 		p.send(&wire.MaxStreamDataFrame{StreamID: uint64(s.StreamID()), MaximumStreamData: 2000})
-		n, err = s.Write(make([]byte, 1000))
+		n, err = s.Write(make([]byte, 1000)) // room once the writer took 1000 more
 		require.NoError(t, err)
 		require.Equal(t, 1000, n)
 	})
@@ -346,7 +346,7 @@ func TestCloseFailsBlockedOperations(t *testing.T) {
 		p.handshake(tp)
 		s := open(t, p.c)
 		ops := map[string]func() error{
-			"Write": func() error { _, err := s.Write(make([]byte, copyLimit+100)); return err },
+			"Write": func() error { _, err := s.Write(make([]byte, sendBufferSize+100)); return err },
 			"Read":  func() error { _, err := s.Read(make([]byte, 1)); return err },
 			"OpenStream": func() error {
 				_, err := p.c.OpenStream(context.Background())

@@ -37,9 +37,9 @@ func TestTryWrite(t *testing.T) {
 		data, _ := p.streamData(uint64(s.StreamID()))
 		require.Equal(t, "hello", string(data), "taken and sent")
 
-		ok, err = tw.TryWrite(make([]byte, copyLimit))
+		ok, err = tw.TryWrite(make([]byte, sendBufferSize+1))
 		require.NoError(t, err)
-		require.False(t, ok, "a large write waits for the writer")
+		require.False(t, ok, "a write larger than the buffer waits for the writer")
 
 		// Fill the send buffer: the peer's credit is used up after 1000 bytes.
 		for {
@@ -53,7 +53,7 @@ func TestTryWrite(t *testing.T) {
 		s.(bidiHandle).s.c.mu.Lock()
 		buffered := len(s.(bidiHandle).s.pending)
 		s.(bidiHandle).s.c.mu.Unlock()
-		require.Greater(t, buffered+16<<10, sendBuffer, "refused only when the buffer has no room")
+		require.Greater(t, buffered+16<<10, sendBufferSize, "refused only when the buffer has no room")
 
 		// A past deadline: TryWrite leaves the write to Write, which reports the timeout.
 		p.send(&wire.MaxStreamDataFrame{StreamID: uint64(s.StreamID()), MaximumStreamData: 1 << 20})

@@ -68,24 +68,27 @@ func sendRaw(payload ...byte) func(t *testing.T, p *peer) {
 	return afterHandshake(func(t *testing.T, p *peer) { p.sendPayload(payload) })
 }
 
+// TestTransportParameterViolations: draft-02 §4.2, a first frame other than
+// QX_TRANSPORT_PARAMETERS, or a repeated one, is PROTOCOL_VIOLATION; §5.1, a prohibited
+// parameter (and RFC 9000 §7.4, a malformed or duplicate one) is TRANSPORT_PARAMETER_ERROR.
 func TestTransportParameterViolations(t *testing.T) {
 	runViolations(t, []violation{
 		{
 			name:   "first frame not QX_TRANSPORT_PARAMETERS",
 			script: func(t *testing.T, p *peer) { p.send(&wire.MaxDataFrame{MaximumData: 1 << 20}) },
-			code:   wire.TransportParameterError,
+			code:   wire.ProtocolViolation,
 		},
 		{
 			name: "PADDING before QX_TRANSPORT_PARAMETERS",
 			script: func(t *testing.T, p *peer) {
 				p.send(&wire.PaddingFrame{Count: 1}, &wire.TransportParametersFrame{Params: peerParams()})
 			},
-			code: wire.TransportParameterError,
+			code: wire.ProtocolViolation,
 		},
 		{
 			name:   "QX_TRANSPORT_PARAMETERS repeated in a later record",
 			script: afterHandshake(func(t *testing.T, p *peer) { p.sendParams(peerParams()) }),
-			code:   wire.TransportParameterError,
+			code:   wire.ProtocolViolation,
 		},
 		{
 			name: "QX_TRANSPORT_PARAMETERS repeated in the first record",
@@ -93,7 +96,7 @@ func TestTransportParameterViolations(t *testing.T) {
 				tp := &wire.TransportParametersFrame{Params: peerParams()}
 				p.send(tp, tp)
 			},
-			code: wire.TransportParameterError,
+			code: wire.ProtocolViolation,
 		},
 		{
 			name: "prohibited parameter stateless_reset_token",
@@ -195,6 +198,9 @@ func TestProhibitedFrames(t *testing.T) {
 		{name: "unknown frame type", script: sendRaw(0x21), code: wire.FrameEncodingError},
 		// The extensions are not advertised, so their frames are refused.
 		{name: "DATAGRAM not negotiated", script: sendRaw(0x30, 'x'), code: wire.ProtocolViolation},
+		// RFC 9000 §12.4 and §19.11.
+		{name: "frame type not minimally encoded", script: sendRaw(0x40, 0x10, 0x01), code: wire.ProtocolViolation},
+		{name: "MAX_STREAMS above 2^60", script: sendRaw(0x12, 0xd0, 0, 0, 0, 0, 0, 0, 1), code: wire.FrameEncodingError},
 		{name: "RESET_STREAM_AT not negotiated", script: sendRaw(0x24, 0x01, 0x00, 0x00, 0x00), code: wire.FrameEncodingError},
 	})
 }

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -139,120 +138,22 @@ func NewRecordReader(r io.Reader, maxRecordSize uint64) *RecordReader {
 // underlying reader are returned as they are. Every error is final: later
 // calls return it again.
 func (rr *RecordReader) Next() ([]byte, error) {
-	rec, _, err := rr.next(false)
-	return rec, err
+	return rr.read()
 }
 
-// NextResumable is Next, except that a timeout from the transport (an error with a
-// Timeout method reporting true, as a passed read deadline gives) is not final: it is
-// returned, what was read of the record so far stays buffered, and the next call goes on
-// from there. It lets a caller that reads the transport for a while, under a read deadline
-// that cuts it off, hand the reading over to another (the connection's reader, or a later
-// caller) mid-record. The transport must itself survive a timeout (crypto/tls does).
-func (rr *RecordReader) NextResumable() ([]byte, error) {
-	rec, _, err := rr.read(false, true)
-	return rec, err
-}
-
-// Head is Next for a caller that can take the end of a record straight from the transport
-// (see Parser.ParseStreamHead). When the next record is not complete in the buffer, Head
-// returns, instead of reading on, the record's buffered frames and how many more bytes the
-// record has (more > 0). The caller then either reads those bytes with ReadRest, or calls
-// Next, which completes the record in the buffer as if Head had not been called. With more
-// == 0, frames is a whole record, as from Next. Errors are Next's.
-func (rr *RecordReader) Head() (frames []byte, more int, err error) {
-	return rr.next(true)
-}
-
-// ReadRest reads the rest of the record that Head returned incomplete straight from the
-// transport into p, which must be exactly Head's more bytes long, and moves past the
-// record: the frames Head returned are no longer valid. An end of stream before p is full
-// is io.ErrUnexpectedEOF; errors are final, as Next's.
-func (rr *RecordReader) ReadRest(p []byte) error {
-	_, err := rr.readRest(p, false, false)
-	return err
-}
-
-// HeadResumable is Head, except that a timeout from the transport is not final, as for
-// NextResumable.
-func (rr *RecordReader) HeadResumable() (frames []byte, more int, err error) {
-	return rr.read(true, true)
-}
-
-// ReadRestResumable is ReadRest for a caller whose reading a read deadline may cut off (see
-// NextResumable). On a timeout it returns how many bytes of p it read, and the record stays
-// unfinished: the next call, by whichever goroutine reads next, must be ReadRestResumable
-// with resume set and p the part of the record still to read. Other errors are final, as
-// ReadRest's.
-func (rr *RecordReader) ReadRestResumable(p []byte, resume bool) (int, error) {
-	return rr.readRest(p, true, resume)
-}
-
-func (rr *RecordReader) readRest(p []byte, resumable, resume bool) (int, error) {
+func (rr *RecordReader) read() ([]byte, error) {
 	if rr.err != nil {
-		return 0, rr.err
-	}
-	if !resume {
-		if rr.start == rr.end || rr.readErr != nil {
-			panic("qmux: ReadRest without an incomplete record from Head")
-		}
-		// Everything buffered is the record's head, which the caller has taken.
-		rr.start, rr.end = 0, 0
-	}
-	emptyReads := 0
-	for n := 0; n < len(p); {
-		k, err := rr.r.Read(p[n:])
-		n += k
-		switch {
-		case err != nil && n < len(p):
-			if resumable && IsTimeout(err) {
-				return n, err
-			}
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			rr.err = err
-			return n, err
-		case err != nil:
-			if !resumable || !IsTimeout(err) {
-				rr.readErr = err // after a whole record: the next call reports it
-			}
-		case k == 0:
-			if emptyReads++; emptyReads >= maxEmptyReads {
-				rr.err = io.ErrNoProgress
-				return n, rr.err
-			}
-		default:
-			emptyReads = 0
-		}
-	}
-	return len(p), nil
-}
-
-func (rr *RecordReader) next(head bool) ([]byte, int, error) {
-	return rr.read(head, false)
-}
-
-func (rr *RecordReader) read(head, resumable bool) ([]byte, int, error) {
-	if rr.err != nil {
-		return nil, 0, rr.err
+		return nil, rr.err
 	}
 	emptyReads := 0
 	for {
 		rec, need, err := rr.parse()
 		if err != nil {
 			rr.err = err
-			return nil, 0, err
+			return nil, err
 		}
 		if rec != nil {
-			return rec, 0, nil
-		}
-		if head && rr.readErr == nil && rr.end > rr.start {
-			// Incomplete: need is the record's length once its Size is buffered.
-			if have := rr.end - rr.start; have >= 1<<(rr.buf[rr.start]>>6) {
-				hl := 1 << (rr.buf[rr.start] >> 6)
-				return rr.buf[rr.start+hl : rr.end : rr.end], need - have, nil
-			}
+			return rec, nil
 		}
 		if rr.readErr != nil {
 			err := rr.readErr
@@ -260,7 +161,7 @@ func (rr *RecordReader) read(head, resumable bool) ([]byte, int, error) {
 				err = io.ErrUnexpectedEOF
 			}
 			rr.err = err
-			return nil, 0, err
+			return nil, err
 		}
 		var n int
 		if rr.start == rr.end {
@@ -275,9 +176,6 @@ func (rr *RecordReader) read(head, resumable bool) ([]byte, int, error) {
 			rr.makeRoom(need)
 			n, err = rr.r.Read(rr.buf[rr.end:])
 			rr.end += n
-		}
-		if resumable && IsTimeout(err) {
-			return nil, 0, err
 		}
 		rr.readErr = err
 		if n == 0 && err == nil {
@@ -359,10 +257,4 @@ func (rr *RecordReader) makeRoom(need int) {
 	}
 	n := copy(buf, rr.buf[rr.start:rr.end])
 	rr.buf, rr.start, rr.end = buf, 0, n
-}
-
-// IsTimeout reports whether err is a timeout, such as a passed read deadline.
-func IsTimeout(err error) bool {
-	var te interface{ Timeout() bool }
-	return errors.As(err, &te) && te.Timeout()
 }
