@@ -159,7 +159,7 @@ type (
 	TimeoutError = session.TimeoutError
 	// StreamResetError reports a reset stream.
 	StreamResetError = session.StreamResetError
-	// ALPNError reports that the peer supports none of our protocols.
+	// ALPNError reports that a handshake agreed on no application protocol.
 	ALPNError = session.ALPNError
 	// TooLargeError reports a message above the maximum size; nothing was sent.
 	TooLargeError = framing.TooLargeError

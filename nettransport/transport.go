@@ -211,19 +211,12 @@ const opAwaitAccepted = "dial: waiting for the listener to accept the connection
 	"(a peerwire listener sends ACCEPTED once its application accepts; is it one?)"
 
 // refusal turns the cause of a connection closed during Dial into the dial's error: the
-// listener's refusal of our certificate (*certs.RejectedByPeerError) or by its application
-// (ErrRejected, which a close with CodeRejected also means), else the close itself.
+// listener's refusal of our certificate (*certs.RejectedByPeerError), else the close itself
+// (which matches ErrRejected when the listener's application refused us).
 func refusal(cause error) error {
 	var byPeer *certs.RejectedByPeerError
 	if errors.As(cause, &byPeer) {
 		return byPeer
-	}
-	if errors.Is(cause, session.ErrRejected) {
-		return cause
-	}
-	var ce *session.CloseError
-	if errors.As(cause, &ce) && ce.Remote && ce.Kind == session.ClosedByApplication && ce.Code == uint64(session.CodeRejected) {
-		return fmt.Errorf("%w (%w)", session.ErrRejected, ce)
 	}
 	return cause
 }

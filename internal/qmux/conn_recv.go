@@ -150,16 +150,12 @@ func (c *conn) applyParamsLocked(p *wire.TransportParameters) {
 	c.signalWriter()
 }
 
-// handleConnectionCloseLocked ends the connection as the peer asked. On a dialer,
-// session.CodeRejected is the listener's application refusing us (Incoming.Reject): the
-// close error then matches session.ErrRejected.
+// handleConnectionCloseLocked ends the connection as the peer asked. (A close with
+// session.CodeRejected, the listener's Incoming.Reject, matches session.ErrRejected.)
 func (c *conn) handleConnectionCloseLocked(f *wire.ConnectionCloseFrame) {
 	ce := &session.CloseError{Kind: session.ClosedByTransportError, Code: f.ErrorCode, Reason: string(f.Reason), Remote: true}
 	if f.IsApplication {
 		ce.Kind = session.ClosedByApplication
-		if c.client && f.ErrorCode == uint64(session.CodeRejected) {
-			ce.Err = session.ErrRejected
-		}
 	}
 	c.closeLocked(ce, nil)
 }

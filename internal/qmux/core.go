@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,6 +133,18 @@ func verifying(base *tls.Config, cfg *session.Config, v *verified, remote net.Ad
 		peer, err := cfg.Trust.VerifyConnection(cs, remote)
 		v.peer, v.err = peer, err
 		return err
+	}
+	// A listener refuses a dialer that offers protocols, none of them ours, before
+	// VerifyConnection runs, with an error of crypto/tls's own; the ClientHello says so first,
+	// so the refusal is reported as the ALPN failure it is. (A dialer that offers none is
+	// refused by VerifyConnection.) A dialer's config never calls GetConfigForClient.
+	tc.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if len(hello.SupportedProtos) > 0 && !slices.ContainsFunc(hello.SupportedProtos, func(p string) bool {
+			return slices.Contains(tc.NextProtos, p)
+		}) {
+			v.err = certs.ErrNoApplicationProtocol
+		}
+		return nil, nil
 	}
 	return tc
 }

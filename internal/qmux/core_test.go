@@ -97,15 +97,21 @@ func TestNoCommonALPN(t *testing.T) {
 	cc, sc := tlsConfigs(t)
 	cc.ALPN = []string{"other"}
 	core, ln := listen(t, sc)
+	accepted := make(chan error, 1)
 	go func() {
-		if in, err := ln.Accept(context.Background()); err == nil {
-			_, _ = in.Accept(context.Background())
+		in, err := ln.Accept(context.Background())
+		if err == nil {
+			_, err = in.Accept(context.Background())
 		}
+		accepted <- err
 	}()
 	_, err := core.Dial(context.Background(), ln.Addr().String(), cc)
 	var ae *session.ALPNError
-	require.True(t, errors.As(err, &ae), "error %v", err)
+	require.True(t, errors.As(err, &ae), "dialer's error %v", err)
 	require.Equal(t, []string{"other"}, ae.Offered)
+	err = <-accepted
+	require.True(t, errors.As(err, &ae), "listener's error %v", err)
+	require.Equal(t, sc.ALPN, ae.Offered)
 }
 
 func TestALPNTooLongForQMux(t *testing.T) {

@@ -265,9 +265,6 @@ func dialError(ctx, hctx context.Context, err error, hs *handshake, raddr net.Ad
 		return rej
 	}
 	if e := refusal(err, raddr, cfg); e != nil {
-		if errors.Is(e, session.ErrRejected) {
-			return fmt.Errorf("quic dial %s: %w", raddr, e)
-		}
 		return e
 	}
 	if ctx.Err() != nil {
@@ -289,8 +286,8 @@ const (
 // refusal recognises, in the error that ended a connection, a refusal that has a type of its
 // own: the peer's certificate alert in a QUIC CRYPTO_ERROR (0x100 + alert) as a
 // *certs.RejectedByPeerError; a no_application_protocol alert from either side as a
-// *session.ALPNError; the peer application's close with session.CodeRejected as an error
-// matching session.ErrRejected. It returns nil for anything else.
+// *session.ALPNError. It returns nil for anything else (the peer application's close with
+// session.CodeRejected needs nothing: its *session.CloseError matches session.ErrRejected).
 func refusal(err error, raddr net.Addr, cfg *session.Config) error {
 	var te *quic.TransportError
 	if errors.As(err, &te) && te.ErrorCode.IsCryptoError() {
@@ -301,10 +298,6 @@ func refusal(err error, raddr net.Addr, cfg *session.Config) error {
 		case te.Remote && certs.IsCertificateAlert(alert):
 			return certs.NewRejectedByPeerError(cfg.Credential, raddr, alert, err)
 		}
-	}
-	var ae *quic.ApplicationError
-	if errors.As(err, &ae) && ae.Remote && ae.ErrorCode == quic.ApplicationErrorCode(session.CodeRejected) {
-		return fmt.Errorf("%w (%w)", session.ErrRejected, err)
 	}
 	return nil
 }

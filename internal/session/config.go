@@ -12,8 +12,7 @@ const (
 	// DefaultHandshakeTimeout bounds a TLS handshake.
 	DefaultHandshakeTimeout = 10 * time.Second
 	// DefaultAcceptTimeout bounds how long a dialer waits, after its own handshake finished,
-	// for the listener's application to accept it (nettransport's ACCEPTED message; the
-	// stream timeout of the original).
+	// for the listener's application to accept it (nettransport's ACCEPTED message).
 	DefaultAcceptTimeout = 12 * time.Second
 	// DefaultIdleTimeout closes a connection from which nothing arrived for this long. With
 	// keep-alives every DefaultKeepAlivePeriod, a live peer is never idle; a dead one is
@@ -22,7 +21,7 @@ const (
 	// DefaultKeepAlivePeriod is how often an otherwise quiet connection sends a keep-alive.
 	DefaultKeepAlivePeriod = 10 * time.Second
 	// DefaultMaxIncomingUniStreams is how many concurrent unidirectional streams the peer may
-	// open (the original's setting).
+	// open (the Rust transport's setting).
 	DefaultMaxIncomingUniStreams = 1024
 	// DefaultMaxStreamReceiveWindow and DefaultMaxConnectionReceiveWindow cap flow-control
 	// window auto-tuning.

@@ -91,6 +91,13 @@ func (e *CloseError) Unwrap() []error {
 	return []error{net.ErrClosed}
 }
 
+// Is reports whether target is ErrRejected and the peer's application closed the connection
+// with CodeRejected: how a listener's refusal (Incoming.Reject) reaches its dialer, on both
+// cores, whenever it arrives.
+func (e *CloseError) Is(target error) bool {
+	return target == ErrRejected && e.Remote && e.Kind == ClosedByApplication && e.Code == uint64(CodeRejected)
+}
+
 // Timeout reports whether the connection died of its idle timeout (net.Error).
 func (e *CloseError) Timeout() bool { return e.Kind == ClosedByIdleTimeout }
 
