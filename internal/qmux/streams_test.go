@@ -33,6 +33,100 @@ func TestStreamDataInOrderAcrossRecords(t *testing.T) {
 	})
 }
 
+// A Read that waits lends its buffer, which the reader goroutine fills before the receive
+// buffer (stream_recv.go): what does not fit follows in order, through the receive buffer.
+func TestWaitingReadGetsDataInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPeer(t, testConfig(), false)
+		p.handshake(peerParams())
+		id := p.id(0, dirBidi)
+		data := pattern(100_000, 5)
+		p.send(&wire.StreamFrame{StreamID: id, Data: data[:1], HasLength: true})
+		s := accept(t, p.c)
+		buf := make([]byte, 1)
+		_, err := io.ReadFull(s, buf)
+		require.NoError(t, err)
+		got := make(chan []byte, 1)
+		go func() {
+			small := make([]byte, 10)
+			n, err := s.Read(small) // waits: nothing is buffered
+			if err != nil {
+				got <- nil
+				return
+			}
+			rest, _ := readAll(t, s)
+			got <- append(small[:n], rest...)
+		}()
+		synctest.Wait()
+		// Records of varying sizes, the first larger than the waiting Read's buffer.
+		var off uint64 = 1
+		for i := 0; off < uint64(len(data)); i++ {
+			n := min(uint64(25+i*997%16000), uint64(len(data))-off)
+			p.send(&wire.StreamFrame{StreamID: id, Offset: off, Data: data[off : off+n], HasLength: true})
+			off += n
+		}
+		p.send(&wire.StreamFrame{StreamID: id, Offset: off, Fin: true})
+		require.Equal(t, data[1:], <-got)
+	})
+}
+
+// Data copied into a waiting Read's buffer is that Read's, even when a reset comes in the
+// same record: the Read returns it, and the next one the reset.
+func TestWaitingReadKeepsDataBeforeReset(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPeer(t, testConfig(), false)
+		p.handshake(peerParams())
+		id := p.id(0, dirUni)
+		p.send(&wire.StreamFrame{StreamID: id, Data: []byte("x"), HasLength: true})
+		s := acceptUni(t, p.c)
+		_, err := s.Read(make([]byte, 1))
+		require.NoError(t, err)
+		type result struct {
+			b   []byte
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			b := make([]byte, 4)
+			n, err := s.Read(b)
+			done <- result{b[:n], err}
+		}()
+		synctest.Wait()
+		p.send(&wire.StreamFrame{StreamID: id, Offset: 1, Data: []byte("abcdefgh"), HasLength: true},
+			&wire.ResetStreamFrame{StreamID: id, ErrorCode: 0x7, FinalSize: 20})
+		r := <-done
+		require.NoError(t, r.err)
+		require.Equal(t, "abcd", string(r.b))
+		_, err = s.Read(make([]byte, 4))
+		require.Equal(t, &session.StreamResetError{StreamID: int64(id), Code: 0x7, Remote: true}, err)
+	})
+}
+
+// A waiting Read whose deadline passes returns a timeout and lends its buffer no longer:
+// data arriving afterwards is buffered for the next Read.
+func TestWaitingReadDeadlineThenData(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPeer(t, testConfig(), false)
+		p.handshake(peerParams())
+		id := p.id(0, dirUni)
+		p.send(&wire.StreamFrame{StreamID: id, Data: []byte("x"), HasLength: true})
+		s := acceptUni(t, p.c)
+		_, err := s.Read(make([]byte, 1))
+		require.NoError(t, err)
+		require.NoError(t, s.SetReadDeadline(time.Now().Add(time.Second)))
+		old := make([]byte, 4)
+		_, err = s.Read(old)
+		var te *session.TimeoutError
+		require.ErrorAs(t, err, &te)
+		require.NoError(t, s.SetReadDeadline(time.Time{}))
+		p.send(&wire.StreamFrame{StreamID: id, Offset: 1, Data: []byte("late"), HasLength: true, Fin: true})
+		got, err := io.ReadAll(s)
+		require.NoError(t, err)
+		require.Equal(t, "late", string(got))
+		require.Equal(t, make([]byte, 4), old, "the timed-out Read's buffer was not written")
+	})
+}
+
 func TestStreamFinGivesEOF(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newPeer(t, testConfig(), false)
