@@ -7,13 +7,13 @@ package qmux
 import (
 	"context"
 	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/peerwire/peerwire/internal/session"
 	"github.com/stretchr/testify/require"
+
+	"github.com/peerwire/peerwire/internal/delayproxy"
+	"github.com/peerwire/peerwire/internal/session"
 )
 
 // benchDelay is the one-way delay of the delayed cases.
@@ -51,79 +51,13 @@ func benchConns(b *testing.B, delay time.Duration) (client, server session.Conn)
 	return client, server
 }
 
-// delayProxy forwards TCP connections to target, delaying every byte by delay in each
-// direction, and returns its address.
+// delayProxy starts a TCP delay proxy (internal/delayproxy) in front of target, adding delay
+// each way, and returns its address. It closes with the benchmark.
 func delayProxy(b *testing.B, target string, delay time.Duration) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := delayproxy.TCP(target, delay)
 	require.NoError(b, err)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	b.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = in.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, in, out)
-			mu.Unlock()
-			wg.Go(func() { delayCopy(out, in, delay) })
-			wg.Go(func() { delayCopy(in, out, delay) })
-		}
-	})
-	return ln.Addr().String()
-}
-
-// delayCopy copies src to dst, each chunk leaving delay after it arrived.
-func delayCopy(dst, src net.Conn, delay time.Duration) {
-	type chunk struct {
-		at time.Time
-		b  []byte
-	}
-	q := make(chan chunk, 4096)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() {
-		defer func() {
-			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-				_ = cw.CloseWrite()
-			}
-		}()
-		for c := range q {
-			time.Sleep(time.Until(c.at))
-			if _, err := dst.Write(c.b); err != nil {
-				for range q {
-				}
-				return
-			}
-		}
-	})
-	defer close(q)
-	for {
-		buf := make([]byte, 64<<10)
-		n, err := src.Read(buf)
-		if n > 0 {
-			q <- chunk{time.Now().Add(delay), buf[:n]}
-		}
-		if err != nil {
-			return
-		}
-	}
+	b.Cleanup(func() { _ = p.Close() })
+	return p.Addr().String()
 }
 
 func BenchmarkRoundTrip(b *testing.B) {
