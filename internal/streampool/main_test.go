@@ -100,11 +100,6 @@ func msgStream(frames ...[]byte) []byte {
 	return b
 }
 
-// control returns a whole raw control stream carrying code.
-func control(code streampool.ControlCode) []byte {
-	return []byte{byte(streampool.StreamControl), byte(code)}
-}
-
 // messageReader reads the stream type at the start of a raw stream a pool opened, checks
 // that it is StreamMessages, and returns a reader of the messages after it.
 func messageReader(t testing.TB, rs session.ReceiveStream) *framing.Reader {
