@@ -6,9 +6,7 @@
 // anything beyond one packet) costs a goroutine hand-off per Write; a sender of many small
 // messages then runs at the hand-off rate. With a buffer in front, the sender only copies,
 // and the stream sees one write per batch. This is the "send buffering" of MsQuic, which the
-// original transport ran with. The first small write after a pause (a request, a response)
-// skips the hand-off: the caller gives it to the stream itself, which takes a packet's worth
-// at once, so a round trip does not wait for the flusher.
+// Rust transport ran with.
 //
 // Why not quic-go's SendStream.TryWriteAll (v0.64.1), which queues a write without waiting when
 // flow-control credit allows: it keeps everything queued in one STREAM frame, reallocated to
@@ -51,21 +49,7 @@ const (
 	Size = 256 << 10
 	// CopyLimit: writes this large or larger are not copied but handed to the stream.
 	CopyLimit = 64 << 10
-	// InlineLimit: a write this small or smaller, to a stream idle for at least InlineGap, is
-	// handed to the stream by the caller (see Write).
-	InlineLimit = 1024
-	// InlineGap is how long a stream must have gone without a Write for the next small one to
-	// be written inline: longer than the gaps of a sender streaming messages (for which the
-	// flusher's batching is worth its hand-off), shorter than a round trip on loopback (so a
-	// request/response exchange never waits for the flusher).
-	InlineGap = 20 * time.Microsecond
-	// inlineWait bounds an inline write's wait for the stream (which, after such a gap, takes a
-	// small write at once unless the peer's flow control has held its data back).
-	inlineWait = 50 * time.Microsecond
 )
-
-// epoch is the origin of the monotonic clock readings in Stream.last.
-var epoch = time.Now()
 
 // ErrWriteAfterClose is returned by Write after Close.
 var ErrWriteAfterClose = errors.New("write on a stream already closed for writing")
@@ -83,10 +67,9 @@ type Stream struct {
 	err      error  // the stream failed: every later Write and Close returns it
 	closed   bool   // Close called: FIN after buf
 	canceled bool
-	direct   bool          // a large Write is writing to the stream itself
-	writing  bool          // the flusher is writing a batch
-	started  bool          // the flusher goroutine runs
-	last     time.Duration // time of the last Write since epoch (monotonic)
+	direct   bool // a large Write is writing to the stream itself
+	writing  bool // the flusher is writing a batch
+	started  bool // the flusher goroutine runs
 	deadline time.Time
 	wake     chan struct{} // flusher: buffered data or Close
 	room     chan struct{} // Writes: data left the buffer, or the stream failed
@@ -151,15 +134,9 @@ func (s *Stream) TryWrite(p []byte) (bool, error) {
 	return err == nil, err
 }
 
-// acceptLocked takes a small write that has room: written by the caller when the stream was
-// idle (writeInlineLocked), else buffered for the flusher. Called with s.mu held; unlocks it.
+// acceptLocked buffers a small write that has room, for the flusher. Called with s.mu held;
+// unlocks it.
 func (s *Stream) acceptLocked(p []byte) (int, error) {
-	now := time.Since(epoch)
-	idle := now-s.last >= InlineGap
-	s.last = now
-	if idle && len(p) <= InlineLimit && len(s.buf) == 0 && !s.writing {
-		return s.writeInlineLocked(p)
-	}
 	s.buf = append(s.buf, p...)
 	if !s.started {
 		s.started = true
@@ -207,44 +184,6 @@ func (s *Stream) writeDirectLocked(p []byte) (int, error) {
 	signal(s.room)
 	signal(s.wake) // a Close waiting for the direct write
 	return n, err
-}
-
-// writeInlineLocked hands a small p to an idle stream from the caller's goroutine, sparing
-// the hand-off to the flusher: the first message after a pause (a request, a response) goes
-// out as soon as the stream can send it. A stream that buffers a packet's worth of data (as
-// quic-go's does) takes it at once; if it does not, the rest is buffered for the flusher, so
-// the Write is still accepted whole and never waits on the stream. Called with s.mu held, the
-// buffer empty and no write in progress; unlocks it.
-func (s *Stream) writeInlineLocked(p []byte) (int, error) {
-	s.direct = true
-	s.mu.Unlock()
-	_ = s.st.SetWriteDeadline(time.Now().Add(inlineWait))
-	n, err := s.st.Write(p)
-	_ = s.st.SetWriteDeadline(time.Time{})
-	s.mu.Lock()
-	s.direct = false
-	var te *session.TimeoutError
-	switch {
-	case err == nil:
-	case errors.As(err, &te):
-		// The stream could not take it all at once: the rest waits for the flusher.
-		s.buf = append(s.buf, p[n:]...)
-		if !s.started {
-			s.started = true
-			go s.flushLoop()
-		}
-	default:
-		if s.err == nil {
-			s.err = err
-		}
-		s.mu.Unlock()
-		signal(s.room)
-		return n, err
-	}
-	s.mu.Unlock()
-	signal(s.room)
-	signal(s.wake)
-	return len(p), nil
 }
 
 // waitLocked waits for room or a state change, bounded by the deadline. Called and returns

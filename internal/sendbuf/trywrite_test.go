@@ -69,38 +69,9 @@ func (r *recorder) snapshot() ([]write, []byte) {
 	return append([]write(nil), r.writes...), bytes.Clone(r.data.Bytes())
 }
 
-// pause lets a stream count as idle again.
-func pause() { time.Sleep(2 * sendbuf.InlineGap) }
-
-// A small write to an idle stream is made by the caller under a short deadline, before Write
-// returns; the flusher writes with no deadline.
-func TestSmallWriteToIdleStreamIsWrittenInline(t *testing.T) {
-	r := newRecorder()
-	s := sendbuf.New(context.Background(), r)
-	pause()
-	before := time.Now()
-	n, err := s.Write([]byte("request"))
-	require.NoError(t, err)
-	require.Equal(t, 7, n)
-	writes, data := r.snapshot()
-	require.Len(t, writes, 1, "written before Write returned")
-	require.Equal(t, "request", string(data))
-	require.False(t, writes[0].deadline.IsZero(), "an inline write waits for nothing long")
-	require.False(t, writes[0].deadline.Before(before))
-
-	pause()
-	_, err = s.Write([]byte("another"))
-	require.NoError(t, err)
-	writes, data = r.snapshot()
-	require.Len(t, writes, 2)
-	require.Equal(t, "requestanother", string(data))
-	require.NoError(t, s.Close())
-	<-r.closed
-}
-
-// Writes in quick succession go through the buffer (one flusher write per batch), and
-// writes larger than InlineLimit never go inline.
-func TestStreamingAndLargerWritesAreBuffered(t *testing.T) {
+// Writes in quick succession go through the buffer: one flusher write per batch, not one
+// stream write per message.
+func TestWritesAreBatched(t *testing.T) {
 	r := newRecorder()
 	s := sendbuf.New(context.Background(), r)
 	var want bytes.Buffer
@@ -110,64 +81,14 @@ func TestStreamingAndLargerWritesAreBuffered(t *testing.T) {
 		_, err := s.Write(msg)
 		require.NoError(t, err)
 	}
-	pause()
-	big := pattern(sendbuf.InlineLimit+1, 9)
-	want.Write(big)
-	_, err := s.Write(big)
-	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	<-r.closed
 	writes, data := r.snapshot()
 	require.Equal(t, want.Bytes(), data)
-	var flushed int
+	require.Less(t, len(writes), 200, "not one stream write per message")
 	for _, w := range writes {
-		if w.deadline.IsZero() {
-			flushed++
-		}
+		require.True(t, w.deadline.IsZero(), "the flusher writes without a deadline")
 	}
-	require.Positive(t, flushed, "back-to-back writes are batched by the flusher")
-	require.Less(t, len(writes), 201, "not one stream write per message")
-	require.True(t, writes[len(writes)-1].deadline.IsZero(), "a write over InlineLimit goes to the flusher")
-}
-
-// When the stream takes only part of an inline write at once, the rest is buffered: Write
-// still accepts the whole message, and the bytes arrive in order before later writes.
-func TestInlineWriteTakenInPartIsCompletedByTheFlusher(t *testing.T) {
-	r := newRecorder()
-	first := true
-	r.take = func(p []byte) int {
-		if first {
-			first = false
-			return 3
-		}
-		return len(p)
-	}
-	s := sendbuf.New(context.Background(), r)
-	pause()
-	n, err := s.Write([]byte("abcdefgh"))
-	require.NoError(t, err)
-	require.Equal(t, 8, n)
-	_, err = s.Write([]byte("ijk"))
-	require.NoError(t, err)
-	require.NoError(t, s.Close())
-	<-r.closed
-	_, data := r.snapshot()
-	require.Equal(t, "abcdefghijk", string(data))
-}
-
-// A stream that fails an inline write fails the Write and every later one.
-func TestInlineWriteFailureIsReported(t *testing.T) {
-	r := newRecorder()
-	broken := errors.New("stream reset by peer")
-	r.fail = broken
-	s := sendbuf.New(context.Background(), r)
-	pause()
-	_, err := s.Write([]byte("x"))
-	require.ErrorIs(t, err, broken)
-	pause()
-	_, err = s.Write([]byte("y"))
-	require.ErrorIs(t, err, broken)
-	require.ErrorIs(t, s.Close(), broken)
 }
 
 // TryWrite takes a small write the buffer has room for, as Write does, and leaves to Write a
@@ -190,8 +111,8 @@ func TestTryWrite(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok, "a large write is Write's")
 
-	// A stream that takes nothing more (the flusher's writes wait, inline writes under
-	// their short deadline time out): the buffer fills and TryWrite stops taking.
+	// A stream that takes nothing more (the flusher's writes wait): the buffer fills and
+	// TryWrite stops taking.
 	r.mu.Lock()
 	r.take = func([]byte) int { // called with r.mu held
 		if r.deadline.IsZero() {
@@ -215,14 +136,17 @@ func TestTryWrite(t *testing.T) {
 	close(block)
 }
 
+// A stream that failed fails the next Write or TryWrite after the flusher met the failure.
 func TestTryWriteReportsFailure(t *testing.T) {
 	r := newRecorder()
 	r.fail = errors.New("broken")
 	s := sendbuf.New(context.Background(), r)
-	pause()
-	_, err := s.Write([]byte("x")) // inline: the stream's error
-	require.Error(t, err)
-	ok, err := s.TryWrite([]byte("y"))
-	require.False(t, ok)
-	require.Error(t, err)
+	_, err := s.Write([]byte("x")) // buffered: the flusher meets the stream's error
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		ok, err := s.TryWrite([]byte("y"))
+		return !ok && errors.Is(err, r.fail)
+	}, 5*time.Second, time.Millisecond)
+	_, err = s.Write([]byte("z"))
+	require.ErrorIs(t, err, r.fail)
 }
