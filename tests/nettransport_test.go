@@ -354,13 +354,18 @@ func TestWriteTimeoutWhenPeerDoesNotRead(t *testing.T) {
 func TestRecvIsCancellable(t *testing.T) {
 	forEachCore(t, func(t *testing.T, listen ma.Multiaddr) {
 		s := connect(t, listen, nettransport.Config{}, nettransport.Config{})
-		ctx, cancel := context.WithCancel(context.Background())
+		cctx, cancel := context.WithCancel(context.Background())
+		ctx := newDoneWatchCtx(cctx)
 		errc := make(chan error, 1)
 		go func() {
 			_, _, err := s.server.Recv(ctx)
 			errc <- err
 		}()
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-ctx.asked: // Recv found no message and waits on ctx.Done()
+		case err := <-errc:
+			t.Fatalf("Recv returned before cancel: %v", err)
+		}
 		cancel()
 		select {
 		case err := <-errc:
@@ -373,6 +378,23 @@ func TestRecvIsCancellable(t *testing.T) {
 		_, _, err := s.server.Recv(ctx2)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 	})
+}
+
+// doneWatchCtx is a context that reports, by closing asked, the first call of its Done: a
+// Recv calls it only once it found no message and waits.
+type doneWatchCtx struct {
+	context.Context
+	once  sync.Once
+	asked chan struct{}
+}
+
+func newDoneWatchCtx(ctx context.Context) *doneWatchCtx {
+	return &doneWatchCtx{Context: ctx, asked: make(chan struct{})}
+}
+
+func (c *doneWatchCtx) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.asked) })
+	return c.Context.Done()
 }
 
 func TestTenThousandMessagesInOrder(t *testing.T) {

@@ -14,3 +14,28 @@ func (p *Pool) RecvsWaiting() int {
 	defer p.queue.mu.Unlock()
 	return p.queue.gets
 }
+
+// SendsBatched reports how many Sends wait with their message in a sender's pending batch
+// (the next write), over all send streams.
+func (p *Pool) SendsBatched() int {
+	n := 0
+	for _, s := range p.senders {
+		s.mu.Lock()
+		n += s.waiters
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Writing reports whether a write is in progress on any send stream.
+func (p *Pool) Writing() bool {
+	for _, s := range p.senders {
+		s.mu.Lock()
+		flushing := s.flushing
+		s.mu.Unlock()
+		if flushing {
+			return true
+		}
+	}
+	return false
+}

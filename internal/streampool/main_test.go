@@ -224,8 +224,9 @@ func (s *countingStream) TryWrite(p []byte) (bool, error) {
 	return ok, err
 }
 
-// gatedConn wraps a real connection; every Write on the send streams it opens first announces
-// itself on entered, then waits for a value on release before writing, until open is called.
+// gatedConn wraps a real connection; every write on the send streams it opens is held at its
+// start, when the sender sets the write's deadline (before it checks its ctx and writes): it
+// announces itself on entered, then waits for a value on release, until open is called.
 type gatedConn struct {
 	session.Conn
 	entered, release chan struct{}
@@ -252,14 +253,18 @@ type gatedStream struct {
 	c *gatedConn
 }
 
-func (s *gatedStream) Write(p []byte) (int, error) {
-	select {
-	case s.c.entered <- struct{}{}:
+// SetWriteDeadline holds a write's start: a deadline in the future. Clearing the deadline or
+// cutting a write (a past deadline) is not held.
+func (s *gatedStream) SetWriteDeadline(t time.Time) error {
+	if t.After(time.Now()) {
 		select {
-		case <-s.c.release:
+		case s.c.entered <- struct{}{}:
+			select {
+			case <-s.c.release:
+			case <-s.c.opened:
+			}
 		case <-s.c.opened:
 		}
-	case <-s.c.opened:
 	}
-	return s.SendStream.Write(p)
+	return s.SendStream.SetWriteDeadline(t)
 }

@@ -345,7 +345,7 @@ func TestSendCancelledBehindStalledWrite(t *testing.T) {
 				stalled := make(chan error, 1)
 				big := payload(0, 8<<20) // before the clock starts: slow under -race
 				go func() { stalled <- pool.Send(stallCtx, big) }()
-				time.Sleep(200 * time.Millisecond)
+				eventually(t, pool.Writing, "the big write is in progress")
 
 				ctx, cancel := context.WithCancel(context.Background())
 				time.AfterFunc(100*time.Millisecond, cancel)
@@ -450,15 +450,16 @@ func TestSendNotFailedByAnotherSendersContext(t *testing.T) {
 				sendA, sendB = sendB, sendA
 			}
 			go sendA()
-			time.Sleep(5 * time.Millisecond)
+			eventually(t, func() bool { return pool.SendsBatched() == 1 }, "the first of A and B waits in the batch")
 			go sendB()
-			time.Sleep(20 * time.Millisecond)
+			eventually(t, func() bool { return pool.SendsBatched() == 2 }, "A and B wait in one batch")
 
 			gc.release <- struct{}{}
 			require.NoError(t, <-first)
-			<-gc.entered // A or B writes the batch of both
+			// A or B writes the batch of both; the gate holds the write before it checks the
+			// writer's ctx, so that a write made with A's ctx fails here at once.
+			<-gc.entered
 			cancelA()
-			time.Sleep(20 * time.Millisecond)
 			gc.release <- struct{}{}
 			gc.open()
 
