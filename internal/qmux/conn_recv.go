@@ -8,8 +8,7 @@ package qmux
 //   - The first frame is the peer's QX_TRANSPORT_PARAMETERS; nothing else is applied before
 //     it (gotParams), and a second one is an error (draft-02 §4.2).
 //   - The reader never waits for an application: STREAM data is copied into the stream's
-//     receive buffer, or the buffer of a Read waiting on it (bounded by our flow-control
-//     limits), and the stream's reader is woken.
+//     receive buffer (bounded by our flow-control limits) and the stream's reader is woken.
 //   - Once the connection is closing, what arrives is read and discarded until the peer's
 //     half-close or the linger deadline (conn_close.go), so that closing does not reset TCP.
 
@@ -161,8 +160,8 @@ func (c *conn) handleConnectionCloseLocked(f *wire.ConnectionCloseFrame) {
 	c.closeLocked(ce, nil)
 }
 
-// handleStreamLocked takes a STREAM frame: its data is copied into the buffer of a Read
-// waiting on the stream, or into the stream's receive buffer, within our flow-control limits.
+// handleStreamLocked takes a STREAM frame: its data is copied into the stream's receive
+// buffer, within our flow-control limits.
 func (c *conn) handleStreamLocked(f *wire.StreamFrame) {
 	s, ok := c.recvStreamLocked(f.StreamID, f.Type())
 	if !ok || s == nil {
@@ -199,7 +198,7 @@ func (c *conn) handleStreamLocked(f *wire.StreamFrame) {
 		s.readOff += n
 		c.consumedConnLocked(n)
 	} else {
-		s.deliverLocked(f.Data)
+		s.appendData(f.Data)
 	}
 	signal(s.rSignal)
 	c.streamMaybeDoneLocked(s)

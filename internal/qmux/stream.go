@@ -50,8 +50,6 @@ type stream struct {
 	finKnown   bool
 	chunks     []*[]byte // the receive buffer: data received and not read, in order
 	head       int       // read position in chunks[0]
-	rDirect    []byte    // the waiting Read's p, filled before chunks (stream_recv.go)
-	rDirectN   int       // bytes of rDirect filled
 	recvErr    error
 	rDeadline  time.Time
 	rSignal    chan struct{}

@@ -7,19 +7,9 @@ package qmux
 // copies out of the buffer, waiting for that signal when it is empty. Flow control bounds
 // the buffer: the peer may send at most the window beyond what was read.
 //
-// A Read that finds the buffer empty lends its p while it waits (rDirect, as io.Pipe does):
-// the reader goroutine copies arriving data straight into it, and into the buffer only what
-// does not fit. Each byte is then copied once, from the record into the application's
-// memory, rather than into the buffer and out again, which for large transfers is much of
-// the receive side's CPU (the buffer's bytes have often left the cache when read).
-//
 // Invariants:
 //   - readOff <= recvOff: what was read (or discarded) never passes what arrived; the bytes
-//     in between are in chunks, starting at head in chunks[0]. Bytes copied into rDirect
-//     count as read.
-//   - rDirect is set only while its Read waits and the buffer is empty, so data reaches it
-//     in order; that Read clears it, under mu, before it returns, and p is never touched
-//     after. rDirectN <= len(rDirect) bytes of it are filled.
+//     in between are in chunks, starting at head in chunks[0].
 //   - Credit (conn_flow.go) is returned for every byte read, discarded after CancelRead, or
 //     dropped by a reset.
 //   - After CancelRead or a reset (recvErr), the buffer is empty and arriving data is
@@ -40,19 +30,6 @@ const chunkSize = 16 << 10
 
 // chunkPool recycles receive chunks.
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize); return &b }}
-
-// deliverLocked takes data that arrived in order: into the waiting Read's buffer first, if
-// there is one, and the rest into the receive buffer.
-func (s *stream) deliverLocked(data []byte) {
-	if s.rDirect != nil && len(s.chunks) == 0 {
-		m := copy(s.rDirect[s.rDirectN:], data)
-		s.rDirectN += m
-		s.readOff += uint64(m)
-		s.c.consumedLocked(s, uint64(m))
-		data = data[m:]
-	}
-	s.appendData(data)
-}
 
 // appendData copies data into the receive buffer.
 func (s *stream) appendData(data []byte) {
@@ -95,23 +72,9 @@ func (s *stream) read(p []byte) (int, error) {
 			return 0, err
 		}
 		deadline := s.rDeadline
-		direct := s.rDirect == nil && len(p) > 0 // one waiting Read lends its buffer
-		if direct {
-			s.rDirect, s.rDirectN = p, 0
-		}
 		c.mu.Unlock()
 		timedOut := wait(s.rSignal, deadline)
 		c.mu.Lock()
-		if direct {
-			n := s.rDirectN
-			s.rDirect, s.rDirectN = nil, 0
-			if n > 0 {
-				c.streamMaybeDoneLocked(s)
-				return n, nil
-			}
-		} else if s.rDirectN > 0 {
-			signal(s.rSignal) // the wake-up was for the Read whose buffer holds the data
-		}
 		if timedOut && len(s.chunks) == 0 && !s.rDeadline.IsZero() && !time.Now().Before(s.rDeadline) {
 			return 0, &session.TimeoutError{Op: "stream read deadline"}
 		}
