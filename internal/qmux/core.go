@@ -175,11 +175,13 @@ func (c *Core) Dial(ctx context.Context, addr string, cfg *session.Config) (sess
 	raddr := tcp.RemoteAddr()
 	v := &verified{}
 	tc := tls.Client(tcp, verifying(certs.ClientConfig(cfg.Credential, cfg.Trust, alpn), cfg, v, raddr))
+	began := time.Now()
 	if err := tc.HandshakeContext(hctx); err != nil {
 		_ = tcp.Close()
 		return nil, handshakeError(ctx, hctx, err, v, raddr, cfg)
 	}
 	cn := c.start(tc, true, cfg, v)
+	cn.seedRTT(time.Since(began))
 	if err := c.track(cn); err != nil {
 		return nil, err
 	}
@@ -410,11 +412,13 @@ func (in *incoming) Accept(ctx context.Context) (session.Conn, error) {
 		nc = withHalfRTTParams(nc, tcfg, l.halfRTT, l.core.testHooks)
 	}
 	tc := tls.Server(nc, tcfg)
+	began := time.Now()
 	if err := tc.HandshakeContext(hctx); err != nil {
 		_ = in.tcp.Close()
 		return nil, handshakeError(ctx, hctx, err, v, raddr, cfg)
 	}
 	cn := l.core.start(tc, false, cfg, v)
+	cn.seedRTT(time.Since(began))
 	if err := l.core.track(cn); err != nil {
 		return nil, err
 	}

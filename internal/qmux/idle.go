@@ -9,7 +9,8 @@ package qmux
 //     silent peer open). On expiry the connection closes silently (no CONNECTION_CLOSE).
 //   - A keep-alive QX_PING goes out after keepAlive without receiving (at most half the
 //     idle timeout); its response measures the round trip (rtt), which flow control's
-//     window auto-tuning uses.
+//     window auto-tuning uses. Until then rtt is the handshake's duration (seedRTT), at
+//     least 1 ms.
 //   - Request sequence numbers we send strictly increase; a peer's request that does not
 //     increase, or a response to a request never sent, is PROTOCOL_VIOLATION. Several
 //     requests may be answered by one response with the largest (pingOwed, peerPing).
@@ -45,6 +46,20 @@ type idleState struct {
 }
 
 func (s *idleState) init() { s.rtt = time.Millisecond }
+
+// seedRTT takes the TLS handshake's duration as the first round-trip estimate, until a
+// QX_PING measures one: a full TLS 1.3 handshake takes one round trip plus the peers'
+// computation, so its duration is an upper bound of the round trip. Without it the estimate
+// stays at the 1 ms default until the first keep-alive is answered, and on a link with a
+// longer round trip the flow-control windows (conn_flow.go) hardly grow. The 1 ms default
+// stays the floor.
+func (c *conn) seedRTT(handshake time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.idle.pingAcked == 0 {
+		c.idle.rtt = max(c.idle.rtt, handshake)
+	}
+}
 
 // startTimersLocked starts the idle and keep-alive timers once the peer's parameters arrived.
 func (c *conn) startTimersLocked(peerIdle time.Duration) {

@@ -1,10 +1,12 @@
 package qmux
 
 import (
+	"context"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/peerwire/peerwire/internal/delayproxy"
 	"github.com/peerwire/peerwire/internal/qmux/wire"
 	"github.com/peerwire/peerwire/internal/session"
 	"github.com/stretchr/testify/require"
@@ -123,4 +125,38 @@ func TestKeepAliveDoesNotHideSilentPeer(t *testing.T) {
 		p.waitEOF()
 		require.Empty(t, sent[*wire.ConnectionCloseFrame](p))
 	})
+}
+
+// The TLS handshake's duration seeds the round-trip estimate that window auto-tuning uses,
+// on both sides: through a link with 25 ms each way it is at least the 50 ms round trip, not
+// the 1 ms default that would keep the windows from growing until a keep-alive is answered.
+func TestHandshakeSeedsRoundTrip(t *testing.T) {
+	const oneWay = 25 * time.Millisecond
+	cc, sc := tlsConfigs(t)
+	core, ln := listen(t, sc)
+	proxy, err := delayproxy.TCP(ln.Addr().String(), oneWay)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = proxy.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	accepted := make(chan *conn, 1)
+	go func() {
+		defer close(accepted)
+		if in, err := ln.Accept(ctx); err == nil {
+			if c, err := in.Accept(ctx); err == nil {
+				accepted <- c.(*conn)
+			}
+		}
+	}()
+	sc2, err := core.Dial(ctx, proxy.Addr().String(), cc)
+	require.NoError(t, err)
+	client := sc2.(*conn)
+	server, ok := <-accepted
+	require.True(t, ok, "accept failed")
+	for side, c := range map[string]*conn{"dialer": client, "listener": server} {
+		c.mu.Lock()
+		rtt := c.idle.rtt
+		c.mu.Unlock()
+		require.GreaterOrEqual(t, rtt, 2*oneWay, "%s's round-trip estimate", side)
+	}
 }
