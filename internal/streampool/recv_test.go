@@ -16,34 +16,42 @@ import (
 	"github.com/peerwire/peerwire/internal/streampool"
 )
 
+// holdPartialMessage connects a pool on f to a raw client stream and leaves the pool's reader
+// holding part of a message: a whole message first (received, which proves the pool reads the
+// stream), then the first 10 bytes of a 1,000-byte one.
+func holdPartialMessage(t *testing.T, f sessiontest.CoreFactory) (*sessiontest.Pair, *streampool.Pool, session.SendStream, context.Context) {
+	t.Helper()
+	p := sessiontest.Connect(t, f, nil, nil)
+	counted := newReadCountingConn(p.Server)
+	pool := newPool(t, counted, streampool.Config{})
+	ctx := testCtx(t, 10*time.Second)
+
+	st, err := p.Client.OpenUniStream(ctx)
+	require.NoError(t, err)
+	start := msgStream(frame([]byte("whole")))
+	_, err = st.Write(start)
+	require.NoError(t, err)
+	m, err := pool.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "whole", string(m.Data))
+
+	partial := binary.BigEndian.AppendUint32(nil, 1000)
+	partial = append(partial, make([]byte, 10)...)
+	_, err = st.Write(partial)
+	require.NoError(t, err)
+	counted.waitRead(t, ctx, len(start)+len(partial))
+	return p, pool, st, ctx
+}
+
 // A message cut off because the peer's connection died is never delivered: Recv returns the
 // close error instead.
 func TestRecvDropsMessageCutByConnectionClose(t *testing.T) {
 	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
-		p := sessiontest.Connect(t, f, nil, nil)
-		counted := newReadCountingConn(p.Server)
-		pool := newPool(t, counted, streampool.Config{})
-		ctx := testCtx(t, 10*time.Second)
-
-		st, err := p.Client.OpenUniStream(ctx)
-		require.NoError(t, err)
-		// A whole message first proves the pool is reading this stream.
-		start := msgStream(frame([]byte("whole")))
-		_, err = st.Write(start)
-		require.NoError(t, err)
-		m, err := pool.Recv(ctx)
-		require.NoError(t, err)
-		require.Equal(t, "whole", string(m.Data))
-
-		partial := binary.BigEndian.AppendUint32(nil, 1000)
-		partial = append(partial, make([]byte, 10)...)
-		_, err = st.Write(partial)
-		require.NoError(t, err)
-		counted.waitRead(t, ctx, len(start)+len(partial)) // the reader holds the partial message
+		p, pool, _, ctx := holdPartialMessage(t, f)
 		require.NoError(t, p.Client.CloseWithError(0x9, "killed"))
 
 		for range 2 {
-			m, err = pool.Recv(ctx)
+			m, err := pool.Recv(ctx)
 			var ce *session.CloseError
 			require.ErrorAs(t, err, &ce, "got message of %d bytes", len(m.Data))
 			require.True(t, ce.Remote)
@@ -56,25 +64,7 @@ func TestRecvDropsMessageCutByConnectionClose(t *testing.T) {
 // A message cut off by a stream reset is discarded; messages on other streams still arrive.
 func TestRecvDropsMessageCutByStreamReset(t *testing.T) {
 	forEachCore(t, func(t *testing.T, f sessiontest.CoreFactory) {
-		p := sessiontest.Connect(t, f, nil, nil)
-		counted := newReadCountingConn(p.Server)
-		pool := newPool(t, counted, streampool.Config{})
-		ctx := testCtx(t, 10*time.Second)
-
-		st, err := p.Client.OpenUniStream(ctx)
-		require.NoError(t, err)
-		start := msgStream(frame([]byte("first")))
-		_, err = st.Write(start)
-		require.NoError(t, err)
-		m, err := pool.Recv(ctx)
-		require.NoError(t, err)
-		require.Equal(t, "first", string(m.Data))
-
-		partial := binary.BigEndian.AppendUint32(nil, 1000)
-		partial = append(partial, make([]byte, 10)...)
-		_, err = st.Write(partial)
-		require.NoError(t, err)
-		counted.waitRead(t, ctx, len(start)+len(partial)) // the reader holds the partial message
+		p, pool, st, ctx := holdPartialMessage(t, f)
 		st.CancelWrite(0x7)
 
 		st2, err := p.Client.OpenUniStream(ctx)
@@ -83,7 +73,7 @@ func TestRecvDropsMessageCutByStreamReset(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, st2.Close())
 
-		m, err = pool.Recv(ctx)
+		m, err := pool.Recv(ctx)
 		require.NoError(t, err)
 		require.Equal(t, "after", string(m.Data))
 
